@@ -1,0 +1,253 @@
+"""Every setting and every bot spec, as pydantic models, and the TOML loader.
+
+Imports nothing else of ours (import rule). Strategy names and parameters are
+checked against the discovered plugins by `tui_trader.setup`, which reports
+them in the same field-level form as the errors here.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def bundled_path(name: str) -> Path:
+    """`config/` or `strategies/` of a source checkout, else the copy a wheel bundles in the package."""
+    checkout = PACKAGE_DIR.parent / name
+    return checkout if checkout.is_dir() else PACKAGE_DIR / "bundled" / name
+
+
+DEMO_CONFIG = bundled_path("config") / "demo.toml"
+TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
+
+BotName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
+Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,20}USDT$")]
+ParamValue = bool | int | float | str
+
+
+class ConfigError(Exception):
+    """Invalid configuration or bot input; `errors` are 'field: message' lines."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: " + "; ".join(errors))
+
+    def render(self) -> str:
+        lines = [f"invalid configuration in {self.source}:"]
+        lines += [f"  {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeframe(StrEnum):
+    M1 = "1m"
+    M5 = "5m"
+    M15 = "15m"
+    H1 = "1h"
+    H4 = "4h"
+    D1 = "1d"
+
+
+class RiskProfile(Strict):
+    """How much a bot risks and how far its stops sit. Presets below; custom ones in [risk_profiles]."""
+
+    risk_per_trade_pct: float = Field(gt=0, le=10, description="% of the bot's equity lost if the stop is hit")
+    stop_atr_mult: float = Field(gt=0, le=20, description="stop distance in ATR multiples")
+    take_profit_r: float = Field(gt=0, le=20, description="take-profit distance in multiples of the stop distance")
+    max_leverage: float = Field(ge=1, le=100)
+    max_position_pct: float = Field(gt=0, le=10_000, description="max position notional, % of virtual capital")
+
+
+RISK_PRESETS: dict[str, RiskProfile] = {
+    "cautious": RiskProfile(risk_per_trade_pct=0.5, stop_atr_mult=2.5, take_profit_r=2.0, max_leverage=2, max_position_pct=100),
+    "balanced": RiskProfile(risk_per_trade_pct=1.0, stop_atr_mult=2.0, take_profit_r=2.0, max_leverage=3, max_position_pct=200),
+    "aggressive": RiskProfile(risk_per_trade_pct=2.0, stop_atr_mult=1.5, take_profit_r=1.5, max_leverage=5, max_position_pct=400),
+}
+
+
+class BotSpec(Strict):
+    name: BotName
+    symbol: Symbol
+    timeframe: Timeframe
+    capital: Decimal = Field(gt=0, max_digits=20, decimal_places=8, description="virtual capital in USDT")
+    risk_profile: str = "balanced"
+    strategy: str = Field(min_length=1)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    confirmations: int = Field(default=0, ge=0, le=20)
+
+
+class InstrumentSpec(Strict):
+    tick_size: Decimal = Field(gt=0)
+    qty_step: Decimal = Field(gt=0)
+    min_qty: Decimal = Field(gt=0)
+    min_notional: Decimal = Field(ge=0)
+    max_leverage: Decimal = Field(default=Decimal(50), ge=1)
+
+
+DEFAULT_INSTRUMENTS: dict[str, InstrumentSpec] = {
+    "BTCUSDT": InstrumentSpec(tick_size=Decimal("0.1"), qty_step=Decimal("0.001"), min_qty=Decimal("0.001"), min_notional=Decimal(5), max_leverage=Decimal(100)),
+    "ETHUSDT": InstrumentSpec(tick_size=Decimal("0.01"), qty_step=Decimal("0.01"), min_qty=Decimal("0.01"), min_notional=Decimal(5), max_leverage=Decimal(100)),
+    "SOLUSDT": InstrumentSpec(tick_size=Decimal("0.01"), qty_step=Decimal("0.1"), min_qty=Decimal("0.1"), min_notional=Decimal(5), max_leverage=Decimal(100)),
+    "XRPUSDT": InstrumentSpec(tick_size=Decimal("0.0001"), qty_step=Decimal("1"), min_qty=Decimal("1"), min_notional=Decimal(5), max_leverage=Decimal(75)),
+}
+
+
+class ExchangeSettings(Strict):
+    kind: Literal["paper", "testnet", "demo", "mainnet"] = "paper"
+    maker_fee: Decimal = Field(default=Decimal("0.0002"), ge=0, le=Decimal("0.01"))
+    taker_fee: Decimal = Field(default=Decimal("0.00055"), ge=0, le=Decimal("0.01"))
+    slippage_bps: Decimal = Field(default=Decimal(2), ge=0, le=500, description="market and stop fills, against the order")
+    instruments: dict[str, InstrumentSpec] = Field(default_factory=dict, description="overrides and additions to the built-in rules")
+
+    def instrument(self, symbol: str) -> InstrumentSpec | None:
+        return self.instruments.get(symbol) or DEFAULT_INSTRUMENTS.get(symbol)
+
+
+class SyntheticSymbol(Strict):
+    symbol: Symbol
+    start_price: float = Field(gt=0)
+    volatility: float = Field(default=0.0012, gt=0, le=0.05, description="typical 1m return standard deviation")
+
+
+class ReplaySettings(Strict):
+    path: Path | None = Field(default=None, description="CSV (optionally .gz) with ts,open,high,low,close,volume; omit to read the candles table")
+    symbol: Symbol | None = None
+    timeframe: Timeframe = Timeframe.M1
+    speed: float = Field(default=0, ge=0, description="0 = as fast as possible; else market time runs this many times wall time")
+
+
+class MarketSettings(Strict):
+    source: Literal["synthetic", "replay"] = "synthetic"
+    seed: int = 7
+    candle_seconds: float = Field(default=1.0, gt=0, le=3600, description="wall seconds per synthetic 1m candle")
+    symbols: list[SyntheticSymbol] = Field(default_factory=list)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    stale_after_candles: int = Field(default=3, ge=1, description="data older than this many bot candles blocks entries")
+
+    @model_validator(mode="after")
+    def _check_source(self) -> MarketSettings:
+        if self.source == "synthetic" and not self.symbols:
+            raise ValueError("a synthetic market needs at least one [[market.symbols]] entry")
+        if self.source == "replay" and self.replay.path is not None and self.replay.symbol is None:
+            raise ValueError("market.replay.symbol is required with market.replay.path")
+        names = [s.symbol for s in self.symbols]
+        if len(set(names)) != len(names):
+            raise ValueError("market.symbols lists a symbol twice")
+        return self
+
+
+class StoreSettings(Strict):
+    synchronous: Literal["normal", "full"] | None = Field(default=None, description="SQLite fsync policy; default: normal on paper, full on exchanges")
+    equity_every_candles: int = Field(default=1, ge=1, description="write an equity snapshot every N bot candles")
+
+
+class AppSettings(Strict):
+    state_dir: Path = Path("state")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    control_poll_seconds: float = Field(default=1.0, gt=0, le=60, description="how often the engine reads CLI changes from the database")
+
+
+class AppConfig(Strict):
+    app: AppSettings = Field(default_factory=AppSettings)
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    market: MarketSettings
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    risk_profiles: dict[str, RiskProfile] = Field(default_factory=dict)
+    bots: list[BotSpec] = Field(default_factory=list)
+
+    @field_validator("risk_profiles")
+    @classmethod
+    def _no_preset_override(cls, v: dict[str, RiskProfile]) -> dict[str, RiskProfile]:
+        clash = sorted(set(v) & set(RISK_PRESETS))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} is a built-in preset; give a custom profile another name")
+        return v
+
+    @model_validator(mode="after")
+    def _check_bots(self) -> AppConfig:
+        seen: set[str] = set()
+        for bot in self.bots:
+            if bot.name in seen:
+                raise ValueError(f"bot name {bot.name!r} is used twice")
+            seen.add(bot.name)
+        return self
+
+    def profile(self, name: str) -> RiskProfile | None:
+        return self.risk_profiles.get(name) or RISK_PRESETS.get(name)
+
+    def field_errors(self, bot: BotSpec, where: str) -> list[str]:
+        """Checks of a bot against the rest of the config (profile and instrument known)."""
+        errors = []
+        if self.profile(bot.risk_profile) is None:
+            known = ", ".join(sorted({*RISK_PRESETS, *self.risk_profiles}))
+            errors.append(f"{where}.risk_profile: unknown risk profile {bot.risk_profile!r} (known: {known})")
+        if self.exchange.instrument(bot.symbol) is None:
+            errors.append(f"{where}.symbol: no instrument rules for {bot.symbol}; add [exchange.instruments.{bot.symbol}]")
+        elif self.market.source == "synthetic" and bot.symbol not in {s.symbol for s in self.market.symbols}:
+            errors.append(f"{where}.symbol: {bot.symbol} is not in the synthetic market's [[market.symbols]]")
+        return errors
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]:
+    """pydantic errors as 'bots[2].capital: Input should be greater than 0 (got -5)'."""
+    lines = []
+    for e in err.errors():
+        path = prefix
+        for part in e["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        msg = e["msg"].removeprefix("Value error, ")
+        got = e.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None or e["type"] == "missing" else f" (got {got!r})"
+        lines.append(f"{path or '(top level)'}: {msg}{shown}")
+    return lines
+
+
+def parse_config(data: dict[str, Any], source: str) -> AppConfig:
+    try:
+        cfg = AppConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, format_validation_error(err)) from None
+    errors = [e for i, bot in enumerate(cfg.bots) for e in cfg.field_errors(bot, f"bots[{i}]")]
+    if errors:
+        raise ConfigError(source, errors)
+    return cfg
+
+
+def load_config(path: Path | None = None) -> AppConfig:
+    """Read and validate a TOML config; the built-in demo when path is None."""
+    path = path or DEMO_CONFIG
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    return parse_config(data, source)
+
+
+def validate_bot(data: dict[str, Any], source: str = "bot") -> BotSpec:
+    try:
+        return BotSpec.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, format_validation_error(err)) from None
+
+
+def env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
