@@ -1,0 +1,106 @@
+"""One cycle's writes, committed by the writer task in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from tui_trader.model import Candle, ControlEvent, Decision, EquitySnapshot, Fill, Order, Position, Trade
+from tui_trader.store.records import LedgerRecord
+
+
+def dec(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in decision details")
+
+
+@dataclass(slots=True)
+class Batch:
+    candles: list[Candle] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    orders: list[tuple[Order, int]] = field(default_factory=list)  # (order, seq); upserted by client id
+    fills: list[Fill] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+    ledgers: list[tuple[LedgerRecord, int]] = field(default_factory=list)  # (ledger, ts)
+    equity: list[EquitySnapshot] = field(default_factory=list)
+    strategy_state: list[tuple[int, dict[str, Any], int]] = field(default_factory=list)  # (bot_id, state, ts)
+    control_events: list[ControlEvent] = field(default_factory=list)
+    bot_states: list[tuple[int, str, str, int]] = field(default_factory=list)  # (bot_id, state, reason, ts)
+    applied_commands: list[tuple[int, str, str]] = field(default_factory=list)  # (control_events id, status, result)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) for name in self.__slots__)  # type: ignore[attr-defined]
+
+    def statements(self) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
+        """(SQL, rows) pairs for executemany, parents before children."""
+        if self.bot_states:
+            yield ("UPDATE bots SET state = ?, state_reason = ?, updated_ts = ? WHERE id = ?",
+                   [(s, r, ts, b) for b, s, r, ts in self.bot_states])
+        if self.candles:
+            yield ("INSERT OR IGNORE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(c.symbol, c.timeframe, c.ts, c.open, c.high, c.low, c.close, c.volume) for c in self.candles])
+        if self.orders:
+            yield (ORDER_UPSERT, [_order_row(o, seq) for o, seq in self.orders])
+        if self.fills:
+            yield ("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(f.fill_id, f.client_order_id, f.bot_id, f.symbol, f.side.value, str(f.qty), str(f.price), str(f.fee),
+                     f.liquidity.value, f.purpose.value, int(f.reduce_only), f.ts) for f in self.fills])
+        if self.positions:
+            yield ("INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(p.bot_id, p.symbol, str(p.qty), str(p.entry_price), dec(p.stop_price), dec(p.target_price),
+                     p.opened_ts, str(p.entry_fees)) for p in self.positions])
+        if self.trades:
+            yield ("INSERT INTO trades (bot_id, symbol, side, qty, entry_price, exit_price, entry_ts, exit_ts, pnl, fees, exit_reason)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(t.bot_id, t.symbol, t.side.value, str(t.qty), str(t.entry_price), str(t.exit_price), t.entry_ts,
+                     t.exit_ts, str(t.pnl), str(t.fees), t.exit_reason) for t in self.trades])
+        if self.ledgers:
+            yield ("INSERT OR REPLACE INTO ledgers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(lg.bot_id, str(lg.realized_pnl), str(lg.fees), lg.trades, lg.wins, str(lg.high_water), ts)
+                    for lg, ts in self.ledgers])
+        if self.equity:
+            yield ("INSERT OR REPLACE INTO equity_snapshots VALUES (?, ?, ?, ?, ?, ?)",
+                   [(e.bot_id, e.ts, str(e.equity), str(e.realized_pnl), str(e.unrealized_pnl), str(e.fees)) for e in self.equity])
+        if self.strategy_state:
+            yield ("INSERT OR REPLACE INTO strategy_state VALUES (?, ?, ?)",
+                   [(b, json.dumps(s, default=_json_default), ts) for b, s, ts in self.strategy_state])
+        if self.decisions:
+            yield ("INSERT INTO bot_decisions (bot_id, ts, phase, decision_type, summary, details) VALUES (?, ?, ?, ?, ?, ?)",
+                   [(d.bot_id, d.ts, d.phase.value, d.decision_type.value, d.summary,
+                     json.dumps(d.details, default=_json_default) if d.details else "{}") for d in self.decisions])
+        if self.control_events:
+            yield ("INSERT INTO control_events (ts, bot_id, command, source, reason, from_state, to_state, status)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, 'applied')",
+                   [(e.ts, e.bot_id, e.command, e.source, e.reason, e.from_state and e.from_state.value,
+                     e.to_state and e.to_state.value) for e in self.control_events])
+        if self.applied_commands:
+            yield ("UPDATE control_events SET status = ?, result = ? WHERE id = ?",
+                   [(status, result, cid) for cid, status, result in self.applied_commands])
+        if self.meta:
+            yield ("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(self.meta.items()))
+
+
+ORDER_UPSERT = """
+INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(client_order_id) DO UPDATE SET
+    status = excluded.status, filled_qty = excluded.filled_qty, avg_fill_price = excluded.avg_fill_price,
+    reason = excluded.reason, updated_ts = excluded.updated_ts
+"""
+
+
+def _order_row(order: Order, seq: int) -> tuple[Any, ...]:
+    r = order.request
+    return (r.client_order_id, r.bot_id, seq, r.symbol, r.side.value, r.order_type.value, str(r.qty), dec(r.price),
+            dec(r.trigger_price), int(r.reduce_only), r.purpose.value, dec(r.stop_loss), dec(r.take_profit),
+            order.status.value, str(order.filled_qty), dec(order.avg_fill_price), order.reason, order.created_ts,
+            order.updated_ts)

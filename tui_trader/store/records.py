@@ -1,0 +1,48 @@
+"""What the store reads back: bots, ledgers and queued operator commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tui_trader.config import BotSpec
+from tui_trader.model import BotState
+
+
+class BotExists(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BotRecord:
+    id: int
+    spec: BotSpec
+    state: BotState
+    state_reason: str
+    version: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    bot_id: int
+    realized_pnl: Decimal
+    fees: Decimal
+    trades: int
+    wins: int
+    high_water: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCommand:
+    """A command the CLI queued for the running engine (a control_events row with status 'pending')."""
+
+    id: int
+    ts: int
+    bot_id: int | None
+    command: str
+    source: str
+    reason: str
