@@ -1,0 +1,1 @@
+"""Candle feeds (synthetic, replay) and timeframe aggregation."""
