@@ -1,0 +1,1 @@
+"""The engine: the pure bot cycle inside an async orchestrator."""

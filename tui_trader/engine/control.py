@@ -1,0 +1,238 @@
+"""Operator and automatic control: bot and portfolio state transitions, the
+commands that cause them, and the changes the CLI queues for a running engine.
+
+A transition takes effect synchronously, before anything awaits, so a flatten
+can never race with an entry; every transition is a control event naming its
+source and reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from tui_trader.engine.cycle import Intent, flatten_intents
+from tui_trader.engine.events import EventBus, StateEvent
+from tui_trader.engine.runtime import BotRuntime, refusal
+from tui_trader.model import BotState, ControlEvent, Decision, DecisionType, Phase
+from tui_trader.store import Batch, Store
+
+from tui_trader.engine.warmup import BotFactory, needed_base_bars, warm_up
+
+if TYPE_CHECKING:
+    from tui_trader.market.base import CandleFeed
+    from tui_trader.regime import RegimeTracker
+
+log = logging.getLogger(__name__)
+
+BOT_COMMANDS = ("pause", "resume", "flatten", "stop")
+PORTFOLIO_COMMANDS = ("flatten_all", "resume_all")
+
+
+class CommandError(ValueError):
+    """A command that cannot apply (unknown bot, wrong state); the message says why."""
+
+
+class Control:
+    # Provided by the Engine (attributes and the methods below).
+    bots: dict[int, BotRuntime]
+    store: Store
+    bus: EventBus
+    factory: BotFactory
+    feed: CandleFeed
+    regimes: dict[tuple[str, str], RegimeTracker]
+    now_ts: int
+    bots_version: tuple[int, int]
+    _lock: asyncio.Lock
+    _own: dict[tuple[str, str], list[BotRuntime]]
+    _reads: dict[tuple[str, str], list[BotRuntime]]
+
+    def __init__(self) -> None:
+        self.global_state = BotState.RUNNING
+        self.global_reason = ""
+
+    stage: Callable[[BotRuntime, Intent, Batch, list[tuple[BotRuntime, Intent]]], None]
+    send: Callable[[list[tuple[BotRuntime, Intent]]], Awaitable[None]]
+    record_decision: Callable[[BotRuntime, Decision, Batch], None]
+
+    # -- lookup ------------------------------------------------------------------------------------
+
+    def bot(self, name: str) -> BotRuntime:
+        for bot in self.bots.values():
+            if bot.name == name:
+                return bot
+        raise CommandError(f"no bot named {name!r}")
+
+    def index_bots(self) -> None:
+        self._own.clear()
+        self._reads.clear()
+        for bot in self.bots.values():
+            self._own[(bot.profile.symbol, bot.profile.timeframe)].append(bot)
+            for tf in bot.timeframes[1:]:
+                self._reads[(bot.profile.symbol, tf)].append(bot)
+
+    # -- transitions -------------------------------------------------------------------------------
+
+    def set_state(self, bot: BotRuntime, to: BotState, command: str, source: str, reason: str, batch: Batch) -> None:
+        before = bot.state
+        bot.state, bot.state_reason = to, reason
+        batch.bot_states.append((bot.id, to.value, reason, self.now_ts))
+        batch.control_events.append(ControlEvent(self.now_ts, bot.id, command, source, reason, before, to))
+        self.record_decision(bot, Decision(bot.id, self.now_ts, Phase.CONTROL, DecisionType.STATE_CHANGED,
+                                           f"{before.value} -> {to.value} by {source}{': ' + reason if reason else ''}",
+                                           {"command": command, "source": source}), batch)
+        self.bus.publish(StateEvent(bot.name, to, reason, source))
+
+    def set_global(self, to: BotState, command: str, source: str, reason: str, batch: Batch) -> None:
+        before = self.global_state
+        self.global_state, self.global_reason = to, reason
+        batch.meta.update(global_state=to.value, global_reason=reason)
+        batch.control_events.append(ControlEvent(self.now_ts, None, command, source, reason, before, to))
+        self.bus.publish(StateEvent(None, to, reason, source))
+        log.warning("portfolio %s -> %s by %s: %s", before.value, to.value, source, reason)
+
+    def fail_bot(self, bot: BotRuntime, exc: BaseException, batch: Batch) -> None:
+        held = " Its position stays open under its exchange-side stop." if bot.ledger.position.is_open else ""
+        reason = f"{type(exc).__name__}: {exc}"
+        self.record_decision(bot, Decision(bot.id, self.now_ts, Phase.SYNC, DecisionType.ERROR,
+                                           f"strategy raised {reason}; bot isolated.{held}", {"error": reason}), batch)
+        self.set_state(bot, BotState.ERROR, "error", "engine", reason, batch)
+
+    def finish_flattening(self, batch: Batch) -> None:
+        """A flatten is complete once nothing is open: the bot (or the portfolio) is then HALTED."""
+        for bot in self.bots.values():
+            if bot.state is BotState.FLATTENING and not bot.ledger.position.is_open and not bot.orders:
+                self.set_state(bot, BotState.HALTED, "flatten", "engine", "flatten complete", batch)
+        if self.global_state is BotState.FLATTENING and all(
+            not b.ledger.position.is_open and not b.orders for b in self.bots.values()
+        ):
+            self.set_global(BotState.HALTED, "flatten_all", "engine", "flatten complete: every bot is flat", batch)
+
+    # -- commands ------------------------------------------------------------------------------------
+
+    async def command(self, command: str, bot_name: str | None = None, source: str = "operator", reason: str = "") -> str:
+        """Apply one operator command; return what happened. CommandError when it cannot apply."""
+        if command in PORTFOLIO_COMMANDS:
+            return await (self.flatten_all(source, reason) if command == "flatten_all" else self.resume_all(source, reason))
+        if command not in BOT_COMMANDS:
+            raise CommandError(f"unknown command {command!r}")
+        if bot_name is None:
+            raise CommandError(f"{command} needs a bot")
+        bot = self.bot(bot_name)
+        return await getattr(self, command)(bot, source, reason)
+
+    async def pause(self, bot: BotRuntime, source: str = "operator", reason: str = "") -> str:
+        if why := refusal("pause", bot.name, bot.state):
+            raise CommandError(why)
+        await self._transition(bot, BotState.PAUSED, "pause", source, reason or "paused: reduce-only")
+        return f"{bot.name} paused: open positions are still managed, no new entries"
+
+    async def resume(self, bot: BotRuntime, source: str = "operator", reason: str = "") -> str:
+        if why := refusal("resume", bot.name, bot.state):
+            raise CommandError(why)
+        if bot.cycle is None or bot.state is BotState.ERROR:
+            rebuilt = self.factory.build(bot.record)
+            if rebuilt.cycle is None:
+                raise CommandError(f"{bot.name} cannot resume: {rebuilt.state_reason}")
+            await self._rewarm(bot, rebuilt)
+        await self._transition(bot, BotState.RUNNING, "resume", source, reason)
+        return f"{bot.name} resumed"
+
+    async def stop(self, bot: BotRuntime, source: str = "operator", reason: str = "") -> str:
+        if why := refusal("stop", bot.name, bot.state):
+            raise CommandError(why)
+        await self._transition(bot, BotState.STOPPED, "stop", source, reason or "stopped")
+        held = "; its position stays open under its exchange-side stop" if bot.ledger.position.is_open else ""
+        return f"{bot.name} stopped{held}"
+
+    async def flatten(self, bot: BotRuntime, source: str = "operator", reason: str = "") -> str:
+        if bot.state is BotState.STOPPED or bot.cycle is None and bot.state is BotState.ERROR and not bot.ledger.position.is_open:
+            raise CommandError(f"{bot.name} is {bot.state.value}; nothing to flatten")
+        batch = Batch()
+        self.set_state(bot, BotState.FLATTENING, "flatten", source, reason or "flatten requested", batch)
+        async with self._lock:
+            pending: list[tuple[BotRuntime, Intent]] = []
+            for intent in flatten_intents(bot.profile, bot.ledger.position, bot.next_seq):
+                self.stage(bot, intent, batch, pending)
+            self.finish_flattening(batch)
+            await self.store.commit(batch)
+            await self.send(pending)
+        return f"{bot.name} flattening: orders cancelled, position closing reduce-only, then HALTED"
+
+    async def flatten_all(self, source: str = "operator", reason: str = "") -> str:
+        batch = Batch()
+        self.set_global(BotState.FLATTENING, "flatten_all", source, reason or "flatten all and halt", batch)
+        async with self._lock:
+            pending: list[tuple[BotRuntime, Intent]] = []
+            for bot in self.bots.values():
+                if bot.ledger.position.is_open or bot.orders:
+                    for intent in flatten_intents(bot.profile, bot.ledger.position, bot.next_seq):
+                        self.stage(bot, intent, batch, pending)
+            self.finish_flattening(batch)
+            await self.store.commit(batch)
+            await self.send(pending)
+        return "portfolio flattening: every bot's orders cancelled and positions closing, then HALTED"
+
+    async def resume_all(self, source: str = "operator", reason: str = "") -> str:
+        if self.global_state is BotState.RUNNING:
+            raise CommandError("the portfolio is already RUNNING")
+        if self.global_state is BotState.FLATTENING:
+            raise CommandError("the portfolio is still FLATTENING; resume once it is HALTED")
+        batch = Batch()
+        self.set_global(BotState.RUNNING, "resume_all", source, reason or "resumed", batch)
+        await self.store.commit(batch)
+        return "portfolio resumed"
+
+    async def _transition(self, bot: BotRuntime, to: BotState, command: str, source: str, reason: str) -> None:
+        batch = Batch()
+        self.set_state(bot, to, command, source, reason, batch)
+        await self.store.commit(batch)
+
+    # -- changes queued by the CLI -------------------------------------------------------------------
+
+    async def apply_pending_commands(self) -> None:
+        for cmd in await self.store.pending_commands():
+            bot = self.bots.get(cmd.bot_id) if cmd.bot_id is not None else None
+            try:
+                if cmd.bot_id is not None and bot is None:
+                    raise CommandError(f"bot {cmd.bot_id} is not loaded by this engine")
+                result, status = await self.command(cmd.command, bot.name if bot else None, cmd.source, cmd.reason), "applied"
+            except CommandError as exc:
+                result, status = str(exc), "rejected"
+            await self.store.commit(Batch(applied_commands=[(cmd.id, status, result)]))
+
+    async def reload_bots(self) -> None:
+        """Pick up bots the CLI added, edited or removed since the last look."""
+        version = await self.store.bots_version()
+        if version == self.bots_version:
+            return
+        self.bots_version = version
+        records = {r.id: r for r in await self.store.list_bots()}
+        for bot_id in [b for b in self.bots if b not in records]:
+            bot = self.bots.pop(bot_id)
+            log.info("bot %s removed", bot.name)
+        for record in records.values():
+            current = self.bots.get(record.id)
+            if current is not None and current.record.version == record.version:
+                continue
+            fresh = self.factory.build(record)
+            if current is not None:
+                fresh.ledger, fresh.orders, fresh.order_seqs = current.ledger, current.orders, current.order_seqs
+                fresh.next_seq, fresh.state, fresh.state_reason = current.next_seq, current.state, current.state_reason
+                fresh.ledger.capital = record.spec.capital
+            self.bots[record.id] = fresh
+            await self._warm(fresh)
+            await self.factory.exchange.open_account(fresh.id, fresh.ledger.wallet, fresh.leverage)
+            log.info("bot %s %s", record.name, "updated" if current else "added")
+        self.index_bots()
+
+    async def _rewarm(self, bot: BotRuntime, rebuilt: BotRuntime) -> None:
+        bot.cycle = rebuilt.cycle
+        await self._warm(bot)
+
+    async def _warm(self, bot: BotRuntime) -> None:
+        bars = needed_base_bars([bot], self.feed.base_timeframe)[bot.profile.symbol]
+        history = await self.store.candles(bot.profile.symbol, self.feed.base_timeframe, limit=bars)
+        warm_up([bot], {bot.profile.symbol: history}, self.feed.base_timeframe, self.regimes)

@@ -1,0 +1,232 @@
+"""The bot cycle: the eight phases run for one bot on one closed candle of its
+timeframe. Synchronous and pure (no I/O, no clock): it returns decisions and
+order intents; the orchestrator (live) or the backtest loop carries them out.
+
+Phases: sync, regime, manage, scan, confirm, size, guard, execute. Every phase
+that reaches a verdict writes a decision, including why nothing was done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from tui_trader.config import RiskProfile
+from tui_trader.model import (
+    BotState,
+    Candle,
+    Decision,
+    DecisionType,
+    Instrument,
+    OrderPurpose,
+    OrderRequest,
+    OrderType,
+    Phase,
+    Position,
+    Regime,
+    Side,
+)
+from tui_trader.risk import protective_levels, size_position
+from tui_trader.strategy import MarketContext, NoSetup, Strategy
+
+
+@dataclass(frozen=True, slots=True)
+class BotProfile:
+    """What the cycle needs to know about its bot; rebuilt when the bot is edited."""
+
+    bot_id: int
+    name: str
+    symbol: str
+    timeframe: str
+    capital: Decimal
+    confirmations: int
+    risk: RiskProfile
+    instrument: Instrument
+    taker_fee: Decimal
+    stale_after_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CycleContext:
+    """The engine's view of the bot and the market at this candle."""
+
+    now_ts: int  # market time: the close time of the newest base candle
+    state: BotState  # effective state: the bot's, overridden by a stricter portfolio state
+    state_reason: str
+    position: Position
+    equity: Decimal
+    available: Decimal  # margin the bot's account can still commit
+    regime: Regime
+    regime_features: dict[str, float] | None
+    has_open_entry: bool
+    has_open_exit: bool
+    next_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    request: OrderRequest
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrders:
+    bot_id: int
+    symbol: str
+    reason: str
+
+
+Intent = PlaceOrder | CancelOrders
+
+
+@dataclass(slots=True)
+class CycleResult:
+    decisions: list[Decision] = field(default_factory=list)
+    intents: list[Intent] = field(default_factory=list)
+
+
+def client_order_id(bot_id: int, seq: int) -> str:
+    """Deterministic and unique per bot: a retried send can be looked up before re-sending."""
+    return f"tt{bot_id}-{seq}"
+
+
+def close_position(bot: BotProfile, position: Position, seq: int, purpose: OrderPurpose) -> PlaceOrder:
+    """A reduce-only market order for the whole position."""
+    side = Side.SELL if position.qty > 0 else Side.BUY
+    request = OrderRequest(client_order_id(bot.bot_id, seq), bot.bot_id, bot.symbol, side, OrderType.MARKET,
+                           abs(position.qty), purpose, reduce_only=True)
+    return PlaceOrder(request, seq)
+
+
+def flatten_intents(bot: BotProfile, position: Position, seq: int) -> list[Intent]:
+    """Cancel every resting order of the bot, then close what it holds."""
+    intents: list[Intent] = [CancelOrders(bot.bot_id, bot.symbol, "flatten")]
+    if position.is_open:
+        intents.append(close_position(bot, position, seq, OrderPurpose.FLATTEN))
+    return intents
+
+
+def describe_position(position: Position, mark: Decimal) -> str:
+    side = "long" if position.qty > 0 else "short"
+    upnl = position.unrealized_pnl(mark)
+    levels = f", stop {position.stop_price}" if position.stop_price else ""
+    levels += f", target {position.target_price}" if position.target_price else ""
+    return f"{side} {abs(position.qty)} @ {position.entry_price:.8g}, uPnL {upnl:+.2f}{levels}"
+
+
+class BotCycle:
+    def __init__(self, bot: BotProfile, strategy: Strategy) -> None:
+        self.bot = bot
+        self.strategy = strategy
+        self.regime = Regime.UNKNOWN
+        self.bars_in_position = 0
+
+    def on_other_timeframe(self, candle: Candle) -> None:
+        """A closed candle of a higher timeframe the strategy reads: sync only."""
+        self.strategy.update(candle)
+
+    def on_candle(self, candle: Candle, ctx: CycleContext) -> CycleResult:
+        out = CycleResult()
+        ts = candle.close_ts
+        bot = self.bot
+
+        def decide(phase: Phase, kind: DecisionType, summary: str, **details: Any) -> None:
+            out.decisions.append(Decision(bot.bot_id, ts, phase, kind, summary, details))
+
+        # 1. sync
+        self.strategy.update(candle)
+        position = ctx.position
+        self.bars_in_position = self.bars_in_position + 1 if position.is_open else 0
+
+        # 2. regime
+        if ctx.regime is not self.regime:
+            decide(Phase.REGIME, DecisionType.REGIME_CHANGED, f"regime {self.regime.value} -> {ctx.regime.value}",
+                   **(ctx.regime_features or {}))
+            self.regime = ctx.regime
+        if not self.strategy.ready():
+            decide(Phase.SYNC, DecisionType.WARMING_UP, f"{self.strategy.name} is still warming up")
+            return out
+        market = MarketContext(ctx.regime, position.side, float(position.entry_price) if position.is_open else None,
+                               self.bars_in_position)
+
+        # 3. manage
+        if position.is_open:
+            self._manage(candle, ctx, market, out, decide)
+            return out
+
+        # 4. scan
+        found = self.strategy.scan(market)
+        if isinstance(found, NoSetup):
+            decide(Phase.SCAN, DecisionType.NO_SETUP, found.reason, **self.strategy.indicators())
+            return out
+        confirmations = {c.name: {"passed": c.passed, "detail": c.detail} for c in found.confirmations}
+        decide(Phase.SCAN, DecisionType.SETUP_FOUND, f"{found.side.value.lower()} setup: {found.reason}",
+               side=found.side.value, confirmations=confirmations, **self.strategy.indicators())
+
+        # 5. confirm
+        passed, failed = found.passed, found.failed
+        if len(passed) < bot.confirmations:
+            decide(Phase.CONFIRM, DecisionType.SETUP_REJECTED,
+                   f"{len(passed)} of {len(found.confirmations)} confirmations passed, {bot.confirmations} required;"
+                   f" failed: {', '.join(failed) or 'none'}", passed=list(passed), failed=list(failed))
+            return out
+
+        # 6. size
+        entry = bot.instrument.round_price(candle.close)
+        levels = protective_levels(found.side, entry, bot.risk, bot.instrument, found.atr, found.stop, found.target)
+        if isinstance(levels, str):
+            decide(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {levels}", gate="size")
+            return out
+        stop, target = levels
+        sizing = size_position(found.side, entry, stop, target, ctx.equity, bot.capital, ctx.available, bot.risk,
+                               bot.instrument, bot.taker_fee)
+        if sizing.blocked:
+            decide(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {sizing.blocked}", gate="size", **sizing.details)
+            return out
+
+        # 7. guard
+        blocked = self._guard(candle, ctx)
+        if blocked:
+            gate, reason = blocked
+            decide(Phase.GUARD, DecisionType.RISK_BLOCKED, f"{gate}: {reason}", gate=gate, qty=str(sizing.qty))
+            return out
+
+        # 8. execute
+        request = OrderRequest(client_order_id(bot.bot_id, ctx.next_seq), bot.bot_id, bot.symbol, found.side,
+                               OrderType.MARKET, sizing.qty, OrderPurpose.ENTRY, stop_loss=stop, take_profit=target)
+        out.intents.append(PlaceOrder(request, ctx.next_seq))
+        return out
+
+    def _manage(self, candle: Candle, ctx: CycleContext, market: MarketContext, out: CycleResult, decide: Any) -> None:
+        position = ctx.position
+        mark = self.bot.instrument.round_price(candle.close)
+        if ctx.state is BotState.FLATTENING:
+            decide(Phase.MANAGE, DecisionType.HOLD, f"flattening: {describe_position(position, mark)}")
+            return
+        reason = self.strategy.exit(market)
+        if reason is None:
+            decide(Phase.MANAGE, DecisionType.HOLD, f"holding {describe_position(position, mark)}",
+                   **self.strategy.indicators())
+            return
+        if ctx.has_open_exit:
+            decide(Phase.MANAGE, DecisionType.HOLD, f"exit signal ({reason}); an exit order is already working")
+        elif not ctx.state.allows_exits:
+            decide(Phase.GUARD, DecisionType.RISK_BLOCKED,
+                   f"bot_state: {ctx.state.value} places no orders; exit signal ({reason}) not acted on,"
+                   " the exchange-side stop still protects the position", gate="bot_state")
+        else:
+            decide(Phase.MANAGE, DecisionType.EXIT_SIGNAL, f"exit: {reason}", **self.strategy.indicators())
+            out.intents.append(close_position(self.bot, position, ctx.next_seq, OrderPurpose.EXIT))
+
+    def _guard(self, candle: Candle, ctx: CycleContext) -> tuple[str, str] | None:
+        """The first gate that blocks a new entry: (gate, reason)."""
+        if not ctx.state.allows_entries:
+            why = f" ({ctx.state_reason})" if ctx.state_reason else ""
+            return "bot_state", f"{ctx.state.value}{why}: no new entries"
+        age = ctx.now_ts - candle.close_ts
+        if age > self.bot.stale_after_ms:
+            return "stale_data", f"candle closed {age // 1000}s before the market clock (limit {self.bot.stale_after_ms // 1000}s)"
+        if ctx.has_open_entry:
+            return "pending_entry", "an entry order is already working"
+        return None

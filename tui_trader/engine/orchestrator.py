@@ -1,0 +1,336 @@
+"""The async shell around the pure bot cycle.
+
+Per base tick: the exchange sees the candles (the paper exchange matches on
+them), fills are booked into each bot's ledger, higher-timeframe candles that
+closed are built, every bot whose candle closed runs its cycle, and the
+cycle's writes (decisions, order intents as PendingSubmit, fills, ledgers,
+positions, equity) are committed in one transaction BEFORE any order is sent;
+acknowledgements follow in a second commit. So a crash never leaves an order on
+the exchange that the database does not know by its client order id.
+
+Operator commands change state synchronously (so no entry can slip in after a
+flatten), then carry out their orders; an entry intent is re-checked against the
+bot's state just before it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from tui_trader.config import AppConfig
+from tui_trader.engine.control import Control
+from tui_trader.engine.cycle import CancelOrders, CycleContext, Intent, PlaceOrder, describe_position
+from tui_trader.engine.events import DecisionEvent, EventBus, FillEvent, TickEvent, TradeEvent
+from tui_trader.engine.restore import restore_engine
+from tui_trader.engine.runtime import BotRuntime, effective_state
+from tui_trader.engine.warmup import BotFactory
+from tui_trader.exchange.base import Exchange
+from tui_trader.market.aggregate import CandleAggregator
+from tui_trader.market.base import CandleFeed
+from tui_trader.model import (
+    TIMEFRAME_MINUTES,
+    BotState,
+    Candle,
+    Decision,
+    DecisionType,
+    EquitySnapshot,
+    Fill,
+    Order,
+    OrderPurpose,
+    OrderStatus,
+    OrderUpdate,
+    Phase,
+)
+from tui_trader.regime import RegimeTracker
+from tui_trader.store import Batch, Store
+from tui_trader.strategy import StrategyRegistry
+
+log = logging.getLogger(__name__)
+HIGHER_TIMEFRAMES = tuple(tf for tf in TIMEFRAME_MINUTES if tf != "1m")
+
+
+class Engine(Control):
+    def __init__(self, config: AppConfig, store: Store, exchange: Exchange, feed: CandleFeed,
+                 registry: StrategyRegistry) -> None:
+        super().__init__()
+        self.config = config
+        self.store = store
+        self.exchange = exchange
+        self.feed = feed
+        self.factory = BotFactory(config, registry, exchange)
+        self.bus = EventBus()
+        self.bots: dict[int, BotRuntime] = {}
+        self.marks: dict[str, Decimal] = {}
+        self.now_ts = 0
+        self.aggregator = CandleAggregator([tf for tf in HIGHER_TIMEFRAMES if tf != feed.base_timeframe], feed.base_timeframe)
+        self.regimes: dict[tuple[str, str], RegimeTracker] = {}
+        self._own: dict[tuple[str, str], list[BotRuntime]] = defaultdict(list)  # bots scanning on this candle
+        self._reads: dict[tuple[str, str], list[BotRuntime]] = defaultdict(list)  # bots that also read it
+        self._fills: list[Fill] = []
+        self._updates: list[OrderUpdate] = []
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self.bots_version: tuple[int, int] = (0, 0)
+        exchange.set_listener(self)
+
+    # -- exchange listener ----------------------------------------------------------------------------
+
+    def on_fill(self, fill: Fill) -> None:
+        self._fills.append(fill)
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self._updates.append(update)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Restore every bot, position, order, ledger and strategy state; warm up; reconcile."""
+        await restore_engine(self)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self) -> None:
+        """Process the feed until it ends or a stop is requested; the tick in progress always completes."""
+        poller = asyncio.create_task(self._poll_control(), name="control-poll")
+        stream = self.feed.stream().__aiter__()
+        stop_waiter = asyncio.create_task(self._stop.wait())
+        try:
+            while not self._stop.is_set():
+                next_tick = asyncio.ensure_future(anext(stream))
+                done, _ = await asyncio.wait({next_tick, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if next_tick not in done:
+                    next_tick.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await next_tick
+                    break
+                try:
+                    candles = next_tick.result()
+                except StopAsyncIteration:
+                    break
+                await self.process_tick(candles)
+        finally:
+            stop_waiter.cancel()
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            await self.apply_pending_commands()
+
+    async def _poll_control(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.app.control_poll_seconds)
+            try:
+                await self.apply_pending_commands()
+                await self.reload_bots()
+            except Exception:
+                log.exception("reading operator changes failed; retrying")
+
+    # -- the tick ---------------------------------------------------------------------------------------------
+
+    async def process_tick(self, candles: Sequence[Candle]) -> None:
+        async with self._lock:
+            batch = Batch()
+            closed: list[Candle] = []
+            for candle in candles:
+                self.exchange.process_candle(candle)  # type: ignore[attr-defined]
+                self.marks[candle.symbol] = self.factory.instrument(candle.symbol).round_price(candle.close)
+                self.now_ts = max(self.now_ts, candle.close_ts)
+                closed.append(candle)
+                closed.extend(self.aggregator.add(candle))
+            batch.candles.extend(closed)
+            self._book_exchange_events(batch)
+            pending = self._run_cycles(closed, batch)
+            await self.store.commit(batch)
+            await self.send(pending)
+        self.bus.publish(TickEvent(tuple(candles)))
+
+    def _run_cycles(self, closed: Iterable[Candle], batch: Batch) -> list[tuple[BotRuntime, Intent]]:
+        closed = list(closed)
+        for candle in closed:
+            key = (candle.symbol, candle.timeframe)
+            tracker = self.regimes.get(key)
+            if tracker is not None:
+                tracker.update(candle)
+            for bot in self._reads.get(key, ()):
+                if bot.cycle is not None and bot.state is not BotState.ERROR:
+                    bot.cycle.on_other_timeframe(candle)
+        pending: list[tuple[BotRuntime, Intent]] = []
+        every = self.config.store.equity_every_candles
+        for candle in closed:
+            key = (candle.symbol, candle.timeframe)
+            tracker = self.regimes.get(key)
+            for bot in self._own.get(key, ()):
+                if bot.cycle is None or bot.state in (BotState.STOPPED, BotState.ERROR):
+                    continue
+                state = effective_state(bot.state, self.global_state)
+                ctx = CycleContext(
+                    now_ts=self.now_ts, state=state,
+                    state_reason=bot.state_reason if state is bot.state else self.global_reason,
+                    position=bot.ledger.position, equity=bot.ledger.equity(self.marks.get(bot.profile.symbol)),
+                    available=bot.available_margin(), regime=tracker.regime if tracker else bot.cycle.regime,
+                    regime_features=tracker.features.as_dict() if tracker and tracker.features else None,
+                    has_open_entry=bot.has_open(OrderPurpose.ENTRY),
+                    has_open_exit=bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), next_seq=bot.next_seq,
+                )
+                try:
+                    result = bot.cycle.on_candle(candle, ctx)
+                except Exception as exc:
+                    log.exception("bot %s raised in its cycle", bot.name)
+                    self.fail_bot(bot, exc, batch)
+                    continue
+                for decision in result.decisions:
+                    self.record_decision(bot, decision, batch)
+                for intent in result.intents:
+                    self.stage(bot, intent, batch, pending)
+                bot.candles_seen += 1
+                if bot.candles_seen % every == 0:
+                    self._snapshot(bot, candle.close_ts, batch)
+                state_now = bot.cycle.strategy.get_state()
+                if state_now != bot.last_strategy_state:
+                    bot.last_strategy_state = state_now
+                    batch.strategy_state.append((bot.id, state_now, candle.close_ts))
+        return pending
+
+    def _snapshot(self, bot: BotRuntime, ts: int, batch: Batch) -> None:
+        mark = self.marks.get(bot.profile.symbol)
+        ledger = bot.ledger
+        high_water = ledger.high_water
+        unrealized = ledger.position.unrealized_pnl(mark) if mark is not None else Decimal(0)
+        batch.equity.append(EquitySnapshot(bot.id, ts, ledger.wallet + unrealized, ledger.realized_pnl, unrealized, ledger.fees))
+        if ledger.mark_high_water(mark) != high_water:
+            batch.ledgers.append((ledger.record(), ts))
+
+    # -- intents -----------------------------------------------------------------------------------------------
+
+    def stage(self, bot: BotRuntime, intent: Intent, batch: Batch, pending: list[tuple[BotRuntime, Intent]]) -> None:
+        """Record an intent in the batch (orders as PendingSubmit) and queue it for sending after the commit."""
+        if isinstance(intent, PlaceOrder):
+            order = Order(intent.request, OrderStatus.PENDING_SUBMIT, self.now_ts, self.now_ts)
+            bot.orders[order.client_order_id] = order
+            bot.order_seqs[order.client_order_id] = intent.seq
+            bot.next_seq = max(bot.next_seq, intent.seq + 1)
+            batch.orders.append((order, intent.seq))
+        pending.append((bot, intent))
+
+    async def send(self, pending: Sequence[tuple[BotRuntime, Intent]]) -> None:
+        if not pending:
+            return
+        batch = Batch()
+        for bot, intent in pending:
+            if isinstance(intent, CancelOrders):
+                await self._cancel_all(bot, batch)
+                continue
+            await self._place(bot, intent, batch)
+        self._book_exchange_events(batch)
+        await self.store.commit(batch)
+
+    async def _place(self, bot: BotRuntime, intent: PlaceOrder, batch: Batch) -> None:
+        request = intent.request
+        order = bot.orders.get(request.client_order_id)
+        if order is None:  # cancelled before it could be sent (a flatten got there first)
+            return
+        state = effective_state(bot.state, self.global_state)
+        if not (state.allows_exits if request.reduce_only else state.allows_entries):
+            self.close_order(bot, order, OrderStatus.CANCELLED, f"not sent: bot is {state.value}", batch)
+            self.record_decision(bot, Decision(bot.id, self.now_ts, Phase.GUARD, DecisionType.RISK_BLOCKED,
+                                               f"bot_state: {state.value} since the cycle ran; {request.purpose.value} order not sent",
+                                               {"gate": "bot_state", "client_order_id": request.client_order_id}), batch)
+            return
+        ack = await self.exchange.place_order(request)
+        if ack.status is OrderStatus.REJECTED:
+            self.close_order(bot, order, OrderStatus.REJECTED, ack.reason, batch)
+            self.record_decision(bot, Decision(bot.id, self.now_ts, Phase.EXECUTE, DecisionType.ORDER_REJECTED,
+                                               f"{request.purpose.value} order rejected: {ack.reason}",
+                                               {"client_order_id": request.client_order_id}), batch)
+            return
+        order.status, order.updated_ts = OrderStatus.NEW, self.now_ts
+        batch.orders.append((order, bot.order_seqs[order.client_order_id]))
+        levels = f", stop {request.stop_loss}, target {request.take_profit}" if request.stop_loss else ""
+        self.record_decision(bot, Decision(
+            bot.id, self.now_ts, Phase.EXECUTE, DecisionType.ORDER_PLACED,
+            f"{request.purpose.value}: {request.order_type.value.lower()} {request.side.value.lower()} {request.qty}"
+            f" {request.symbol}{' reduce-only' if request.reduce_only else ''}{levels}",
+            {"client_order_id": request.client_order_id, "qty": str(request.qty)}), batch)
+
+    async def _cancel_all(self, bot: BotRuntime, batch: Batch) -> None:
+        for order in list(bot.orders.values()):
+            if order.status is OrderStatus.PENDING_SUBMIT:  # never sent: nothing to cancel on the exchange
+                self.close_order(bot, order, OrderStatus.CANCELLED, "cancelled before it was sent", batch)
+        if any(o.status is not OrderStatus.PENDING_SUBMIT for o in bot.orders.values()):
+            await self.exchange.cancel_all(bot.id, bot.profile.symbol)
+
+    def close_order(self, bot: BotRuntime, order: Order, status: OrderStatus, reason: str, batch: Batch) -> None:
+        order.status, order.reason, order.updated_ts = status, reason, self.now_ts
+        batch.orders.append((order, bot.order_seqs.get(order.client_order_id, 0)))
+        bot.orders.pop(order.client_order_id, None)
+
+    # -- exchange events ---------------------------------------------------------------------------------------------
+
+    def _book_exchange_events(self, batch: Batch) -> None:
+        fills, self._fills = self._fills, []
+        updates, self._updates = self._updates, []
+        for fill in fills:
+            bot = self.bots.get(fill.bot_id)
+            if bot is None:
+                log.warning("fill %s for unknown bot %s ignored", fill.fill_id, fill.bot_id)
+                continue
+            self._book_fill(bot, fill, batch)
+        for update in updates:
+            bot = self.bots.get(update.bot_id)
+            order = bot.orders.get(update.client_order_id) if bot else None
+            if bot is None or order is None:
+                continue
+            if update.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+                self.close_order(bot, order, update.status, update.reason, batch)
+                self.record_decision(bot, Decision(bot.id, update.ts, Phase.EXECUTE, DecisionType.ORDER_CANCELLED,
+                                                   f"{order.request.purpose.value} order {update.status.value.lower()}: {update.reason}",
+                                                   {"client_order_id": update.client_order_id}), batch)
+            elif update.status is OrderStatus.FILLED:
+                self.close_order(bot, order, OrderStatus.FILLED, "", batch)
+        self.finish_flattening(batch)
+
+    def _book_fill(self, bot: BotRuntime, fill: Fill, batch: Batch) -> None:
+        ledger = bot.ledger
+        was_open = ledger.position.is_open
+        trades = ledger.apply_fill(fill, fill.purpose.value)
+        order = bot.orders.get(fill.client_order_id)
+        if order is not None:
+            order.filled_qty += fill.qty
+            order.avg_fill_price = fill.price
+        position = ledger.position
+        if position.is_open and order is not None and order.request.purpose is OrderPurpose.ENTRY:
+            position.stop_price, position.target_price = order.request.stop_loss, order.request.take_profit
+        batch.fills.append(fill)
+        batch.trades.extend(trades)
+        batch.positions.append(position)
+        batch.ledgers.append((ledger.record(), fill.ts))
+        self.bus.publish(FillEvent(bot.name, fill))
+        mark = self.marks.get(bot.profile.symbol, fill.price)
+        for trade in trades:
+            self.bus.publish(TradeEvent(bot.name, trade))
+            side = "long" if trade.side.sign > 0 else "short"
+            self.record_decision(bot, Decision(
+                bot.id, fill.ts, Phase.FILL, DecisionType.TRADE_EXITED,
+                f"closed {side} {trade.qty} @ {trade.exit_price} ({trade.exit_reason}): P&L {trade.net_pnl:+.2f}"
+                f" after {trade.fees:.2f} fees", {"pnl": str(trade.pnl), "fees": str(trade.fees), "reason": trade.exit_reason,
+                                                  "entry_price": str(trade.entry_price), "exit_price": str(trade.exit_price)}), batch)
+        if position.is_open and (not was_open or not trades):
+            self.record_decision(bot, Decision(
+                bot.id, fill.ts, Phase.FILL, DecisionType.TRADE_ENTERED,
+                f"entered {describe_position(position, mark)}",
+                {"price": str(fill.price), "qty": str(fill.qty), "fee": str(fill.fee)}), batch)
+
+    # -- decisions ----------------------------------------------------------------------------------------------------
+
+    def record_decision(self, bot: BotRuntime, decision: Decision, batch: Batch) -> None:
+        batch.decisions.append(decision)
+        self.bus.publish(DecisionEvent(bot.name, decision))
