@@ -25,7 +25,7 @@ class RegimeSettings:
     calm_ratio: float = 1.2  # ...and must fall below this to stop being volatile
     slope_bars: int = 5
     min_slope_pct: float = 0.05  # EMA move over slope_bars, in % of price, to call a direction
-    confirm_bars: int = 3
+    confirm_bars: int = 5
     baseline_alpha: float = 2 / 201  # slow averages of NATR and Bollinger width (~200 bars)
 
 
@@ -95,11 +95,15 @@ class RegimeTracker:
         volatile_threshold = s.calm_ratio if self.regime is Regime.VOLATILE else s.volatile_ratio
         if f.natr_ratio >= volatile_threshold:
             return Regime.VOLATILE
-        in_trend = self.regime in (Regime.TREND_UP, Regime.TREND_DOWN)
-        trending = f.adx >= (s.adx_exit if in_trend else s.adx_trend)
-        if trending and f.slope_pct >= s.min_slope_pct:
+        # A trend is entered on ADX >= adx_trend and a clear slope, and kept while ADX >= adx_exit
+        # and the slope keeps its sign.
+        if self.regime is Regime.TREND_UP and f.adx >= s.adx_exit and f.slope_pct > 0:
             return Regime.TREND_UP
-        if trending and f.slope_pct <= -s.min_slope_pct:
+        if self.regime is Regime.TREND_DOWN and f.adx >= s.adx_exit and f.slope_pct < 0:
+            return Regime.TREND_DOWN
+        if f.adx >= s.adx_trend and f.slope_pct >= s.min_slope_pct:
+            return Regime.TREND_UP
+        if f.adx >= s.adx_trend and f.slope_pct <= -s.min_slope_pct:
             return Regime.TREND_DOWN
         return Regime.RANGE
 
