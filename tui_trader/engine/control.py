@@ -20,6 +20,7 @@ from tui_trader.model import BotState, ControlEvent, Decision, DecisionType, Pha
 from tui_trader.store import Batch, Store
 
 from tui_trader.engine.warmup import BotFactory, needed_base_bars, warm_up
+from tui_trader.exchange.paper import PaperExchange
 
 if TYPE_CHECKING:
     from tui_trader.market.base import CandleFeed
@@ -150,8 +151,12 @@ class Control:
     async def flatten(self, bot: BotRuntime, source: str = "operator", reason: str = "") -> str:
         if bot.state is BotState.STOPPED or bot.cycle is None and bot.state is BotState.ERROR and not bot.ledger.position.is_open:
             raise CommandError(f"{bot.name} is {bot.state.value}; nothing to flatten")
+        # The state is set and queued for commit before anything awaits: no entry can follow it,
+        # and a tick that completes the flatten meanwhile commits its HALTED after this.
+        state_batch = Batch()
+        self.set_state(bot, BotState.FLATTENING, "flatten", source, reason or "flatten requested", state_batch)
+        await self.store.commit(state_batch)
         batch = Batch()
-        self.set_state(bot, BotState.FLATTENING, "flatten", source, reason or "flatten requested", batch)
         async with self._lock:
             pending: list[tuple[BotRuntime, Intent]] = []
             for intent in flatten_intents(bot.profile, bot.ledger.position, bot.next_seq):
@@ -162,8 +167,10 @@ class Control:
         return f"{bot.name} flattening: orders cancelled, position closing reduce-only, then HALTED"
 
     async def flatten_all(self, source: str = "operator", reason: str = "") -> str:
+        state_batch = Batch()  # as in flatten(): the state is committed first
+        self.set_global(BotState.FLATTENING, "flatten_all", source, reason or "flatten all and halt", state_batch)
+        await self.store.commit(state_batch)
         batch = Batch()
-        self.set_global(BotState.FLATTENING, "flatten_all", source, reason or "flatten all and halt", batch)
         async with self._lock:
             pending: list[tuple[BotRuntime, Intent]] = []
             for bot in self.bots.values():
@@ -221,7 +228,10 @@ class Control:
             if current is not None:
                 fresh.ledger, fresh.orders, fresh.order_seqs = current.ledger, current.orders, current.order_seqs
                 fresh.next_seq, fresh.state, fresh.state_reason = current.next_seq, current.state, current.state_reason
+                deposit = record.spec.capital - fresh.ledger.capital
                 fresh.ledger.capital = record.spec.capital
+                if deposit and isinstance(self.factory.exchange, PaperExchange):
+                    self.factory.exchange.transfer(fresh.id, deposit)  # keep the paper wallet equal to the ledger's
             self.bots[record.id] = fresh
             await self._warm(fresh)
             await self.factory.exchange.open_account(fresh.id, fresh.ledger.wallet, fresh.leverage)

@@ -263,7 +263,8 @@ class Engine(Control):
 
     async def _cancel_all(self, bot: BotRuntime, batch: Batch) -> None:
         for order in list(bot.orders.values()):
-            if order.status is OrderStatus.PENDING_SUBMIT:  # never sent: nothing to cancel on the exchange
+            # Never sent: nothing to cancel on the exchange. The flatten's own close order stays.
+            if order.status is OrderStatus.PENDING_SUBMIT and order.request.purpose is not OrderPurpose.FLATTEN:
                 self.close_order(bot, order, OrderStatus.CANCELLED, "cancelled before it was sent", batch)
         if any(o.status is not OrderStatus.PENDING_SUBMIT for o in bot.orders.values()):
             await self.exchange.cancel_all(bot.id, bot.profile.symbol)

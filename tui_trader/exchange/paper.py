@@ -125,6 +125,10 @@ class PaperExchange:
         else:
             account.leverage = leverage
 
+    def transfer(self, bot_id: int, amount: Decimal) -> None:
+        """Deposit (positive) or withdraw (negative) virtual capital, as when a bot's capital is edited."""
+        self._account(bot_id).wallet += amount
+
     async def place_order(self, request: OrderRequest) -> OrderUpdate:
         cid = request.client_order_id
         if cid in self._status:
