@@ -176,15 +176,6 @@ class AppConfig(Strict):
             raise ValueError(f"{', '.join(clash)} is a built-in preset; give a custom profile another name")
         return v
 
-    @model_validator(mode="after")
-    def _check_bots(self) -> AppConfig:
-        seen: set[str] = set()
-        for bot in self.bots:
-            if bot.name in seen:
-                raise ValueError(f"bot name {bot.name!r} is used twice")
-            seen.add(bot.name)
-        return self
-
     def profile(self, name: str) -> RiskProfile | None:
         return self.risk_profiles.get(name) or RISK_PRESETS.get(name)
 
@@ -221,6 +212,8 @@ def parse_config(data: dict[str, Any], source: str) -> AppConfig:
     except ValidationError as err:
         raise ConfigError(source, format_validation_error(err)) from None
     errors = [e for i, bot in enumerate(cfg.bots) for e in cfg.field_errors(bot, f"bots[{i}]")]
+    names = [bot.name for bot in cfg.bots]
+    errors += [f"bots[{i}].name: bot name {name!r} is used twice" for i, name in enumerate(names) if name in names[:i]]
     if errors:
         raise ConfigError(source, errors)
     return cfg

@@ -42,13 +42,14 @@ class RegimeFeatures:
 
 
 class RegimeTracker:
-    __slots__ = ("settings", "regime", "features", "_adx", "_natr", "_bb", "_ema", "_emas",
+    __slots__ = ("settings", "regime", "features", "features_dict", "_adx", "_natr", "_bb", "_ema", "_emas",
                  "_natr_base", "_width_base", "_candidate", "_candidate_bars", "bars")
 
     def __init__(self, settings: RegimeSettings | None = None) -> None:
         self.settings = settings or RegimeSettings()
         self.regime = Regime.UNKNOWN
         self.features: RegimeFeatures | None = None
+        self.features_dict: dict[str, float] | None = None  # for decision details, built once per candle
         self._adx = Stream("ADX", timeperiod=14)
         self._natr = Stream("NATR", timeperiod=14)
         self._bb = Stream("BBANDS", timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=0)
@@ -88,6 +89,7 @@ class RegimeTracker:
             bb_width_ratio=width / self._width_base if self._width_base else 1.0,
             slope_pct=slope,
         )
+        self.features_dict = self.features.as_dict()
         return self._settle(self._classify(self.features))
 
     def _classify(self, f: RegimeFeatures) -> Regime:

@@ -46,6 +46,10 @@ class BotProfile:
     taker_fee: Decimal
     stale_after_ms: int
 
+    @property
+    def leverage(self) -> Decimal:
+        return min(Decimal(repr(self.risk.max_leverage)), self.instrument.max_leverage)
+
 
 @dataclass(frozen=True, slots=True)
 class CycleContext:

@@ -177,7 +177,7 @@ class Engine(Control):
                     state_reason=bot.state_reason if state is bot.state else self.global_reason,
                     position=bot.ledger.position, equity=bot.ledger.equity(self.marks.get(bot.profile.symbol)),
                     available=bot.available_margin(), regime=tracker.regime if tracker else bot.cycle.regime,
-                    regime_features=tracker.features.as_dict() if tracker and tracker.features else None,
+                    regime_features=tracker.features_dict if tracker else None,
                     has_open_entry=bot.has_open(OrderPurpose.ENTRY),
                     has_open_exit=bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), next_seq=bot.next_seq,
                 )

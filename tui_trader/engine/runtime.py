@@ -62,7 +62,7 @@ class BotRuntime:
 
     @property
     def leverage(self) -> Decimal:
-        return min(Decimal(repr(self.profile.risk.max_leverage)), self.profile.instrument.max_leverage)
+        return self.profile.leverage
 
     def available_margin(self) -> Decimal:
         """Wallet less the margin the open position ties up."""
