@@ -73,4 +73,4 @@ def test_custom_risk_profile_and_bot_validation() -> None:
     assert "built-in preset" in info.value.errors[0]
     with pytest.raises(ConfigError) as info:
         validate_bot({**BOT, "capital": "0"})
-    assert info.value.errors[0].startswith("capital: Input should be greater than 0")
+    assert info.value.errors[0].startswith("bot.capital: Input should be greater than 0")
