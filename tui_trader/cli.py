@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", envvar="TUI_TRADER_CONFIG", help="TOML config (default: the built-in demo)")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", envvar="TUI_TRADER_STATE_DIR", help="database and logs (default: app.state_dir of the config)")]
-StrategiesOpt = Annotated[Path | None, typer.Option("--strategies-dir", help="an extra directory of strategy plugins")]
+StrategiesOpt = Annotated[Path | None, typer.Option("--strategies-dir", envvar="TUI_TRADER_STRATEGIES_DIR", help="an extra directory of strategy plugins")]
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help="Run and operate a portfolio of trading bots.")
 bots_app = typer.Typer(help="List, add, edit, remove, pause and resume bots.", no_args_is_help=True)
@@ -140,12 +140,12 @@ def _validated(data: dict[str, Any], config: AppConfig, registry: Any) -> BotSpe
 
 
 @bots_app.command("list")
-def bots_list(config: ConfigOpt = None, state_dir: StateOpt = None,
+def bots_list(config: ConfigOpt = None, state_dir: StateOpt = None, strategies_dir: StrategiesOpt = None,
               as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False) -> None:
     """Every bot with its state, risk settings, position and P&L."""
 
     async def body() -> None:
-        cfg, state, _ = context(config, state_dir)
+        cfg, state, _ = context(config, state_dir, strategies_dir)
         store = await _store(state)
         try:
             rows = await _bot_rows(store, cfg)
@@ -265,11 +265,12 @@ async def _holds_anything(store: Store, bot_id: int) -> bool:
 
 
 @bots_app.command("remove")
-def bots_remove(name: Annotated[str, typer.Argument()], config: ConfigOpt = None, state_dir: StateOpt = None) -> None:
+def bots_remove(name: Annotated[str, typer.Argument()], config: ConfigOpt = None, state_dir: StateOpt = None,
+                strategies_dir: StrategiesOpt = None) -> None:
     """Remove a bot (refused while it holds a position or working orders); its history stays."""
 
     async def body() -> None:
-        _, state, _ = context(config, state_dir)
+        _, state, _ = context(config, state_dir, strategies_dir)
         store = await _store(state)
         try:
             bot = await store.get_bot(name)
@@ -285,11 +286,12 @@ def bots_remove(name: Annotated[str, typer.Argument()], config: ConfigOpt = None
     run(body)
 
 
-def _state_command(command: str, name: str, config: Path | None, state_dir: Path | None, reason: str) -> None:
+def _state_command(command: str, name: str, config: Path | None, state_dir: Path | None, strategies_dir: Path | None,
+                   reason: str) -> None:
     async def body() -> None:
         from tui_trader.engine.runtime import refusal
 
-        _, state, _ = context(config, state_dir)
+        _, state, _ = context(config, state_dir, strategies_dir)
         store = await _store(state)
         try:
             bot = await store.get_bot(name)
@@ -328,16 +330,16 @@ async def _wait_applied(store: Store, command_id: int, timeout: float = 10.0) ->
 
 @bots_app.command("pause")
 def bots_pause(name: Annotated[str, typer.Argument()], reason: Annotated[str, typer.Option("--reason")] = "",
-               config: ConfigOpt = None, state_dir: StateOpt = None) -> None:
+               config: ConfigOpt = None, state_dir: StateOpt = None, strategies_dir: StrategiesOpt = None) -> None:
     """Pause a bot: reduce-only; open positions are still managed, no new entries."""
-    _state_command("pause", name, config, state_dir, reason)
+    _state_command("pause", name, config, state_dir, strategies_dir, reason)
 
 
 @bots_app.command("resume")
 def bots_resume(name: Annotated[str, typer.Argument()], reason: Annotated[str, typer.Option("--reason")] = "",
-                config: ConfigOpt = None, state_dir: StateOpt = None) -> None:
+                config: ConfigOpt = None, state_dir: StateOpt = None, strategies_dir: StrategiesOpt = None) -> None:
     """Resume a paused, halted, stopped or failed bot."""
-    _state_command("resume", name, config, state_dir, reason)
+    _state_command("resume", name, config, state_dir, strategies_dir, reason)
 
 
 # -- decisions -------------------------------------------------------------------------------------------
@@ -349,7 +351,7 @@ def decisions(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new decisions")] = False,
     types: Annotated[list[str] | None, typer.Option("--type", help="only this decision type (repeatable)")] = None,
     limit: Annotated[int, typer.Option("--limit", help="how many recent decisions to show first")] = 50,
-    config: ConfigOpt = None, state_dir: StateOpt = None,
+    config: ConfigOpt = None, state_dir: StateOpt = None, strategies_dir: StrategiesOpt = None,
 ) -> None:
     """A bot's decisions, oldest first: what it did and why it did not."""
     wanted = [t.upper() for t in types or []]
@@ -361,7 +363,7 @@ def decisions(
     async def body() -> None:
         from tui_trader.headless import iso
 
-        _, state, _ = context(config, state_dir)
+        _, state, _ = context(config, state_dir, strategies_dir)
         store = await _store(state)
         try:
             record = await store.get_bot(bot)

@@ -150,7 +150,7 @@ class MarketSettings(Strict):
 
 class StoreSettings(Strict):
     synchronous: Literal["normal", "full"] | None = Field(default=None, description="SQLite fsync policy; default: normal on paper, full on exchanges")
-    equity_every_candles: int = Field(default=1, ge=1, description="write an equity snapshot every N bot candles")
+    equity_every_candles: int = Field(default=60, ge=1, description="an equity snapshot is written when equity moves, and at least every N bot candles")
 
 
 class AppSettings(Strict):
@@ -235,10 +235,11 @@ def load_config(path: Path | None = None) -> AppConfig:
 
 
 def validate_bot(data: dict[str, Any], source: str = "bot") -> BotSpec:
+    """A bot spec; errors read 'bot.capital: ...' like the checks against the config do."""
     try:
         return BotSpec.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(source, format_validation_error(err)) from None
+        raise ConfigError(source, format_validation_error(err, source)) from None
 
 
 def env_path(name: str) -> Path | None:

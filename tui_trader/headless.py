@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -25,13 +27,28 @@ def iso(ts_ms: int) -> str:
 
 
 class DecisionPrinter:
-    """Writes decisions and state changes; flushes once per tick, not per line."""
+    """Writes decisions and state changes; flushes once per tick, not per line.
+
+    When the reader goes away (`tui-trader --no-ui | head`), it calls `on_closed` once,
+    like any Unix filter would stop, instead of failing on every line."""
 
     def __init__(self, out: TextIO, fmt: str) -> None:
         self.out = out
         self.json = fmt == "json"
+        self.on_closed: Callable[[], None] | None = None
+        self.closed = False
 
     def __call__(self, event: EngineEvent) -> None:
+        if self.closed:
+            return
+        try:
+            self._write(event)
+        except BrokenPipeError:
+            self.closed = True
+            if self.on_closed is not None:
+                self.on_closed()
+
+    def _write(self, event: EngineEvent) -> None:
         if isinstance(event, DecisionEvent):
             d = event.decision
             if self.json:
@@ -50,9 +67,12 @@ class DecisionPrinter:
 
 async def run_headless(config: AppConfig, state_dir: Path, registry: StrategyRegistry, log_format: str,
                        out: TextIO = sys.stdout) -> int:
+    printer = DecisionPrinter(out, log_format)
     with engine_lock(state_dir):
-        engine = await open_engine(config, state_dir, registry)
-        engine.bus.subscribe(DecisionPrinter(out, log_format))
+        engine = await open_engine(config, state_dir, registry, [printer])
+        printer.on_closed = engine.request_stop
+        if printer.closed:  # the reader left during start-up
+            engine.request_stop()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, engine.request_stop)
@@ -62,5 +82,10 @@ async def run_headless(config: AppConfig, state_dir: Path, registry: StrategyReg
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await engine.store.close()
-            out.flush()
+            try:
+                out.flush()
+            except BrokenPipeError:
+                printer.closed = True
+    if printer.closed and out is sys.stdout:  # keep the interpreter's final flush quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

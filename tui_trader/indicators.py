@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import cache
+from operator import attrgetter
 
 import numpy as np
 import talib
@@ -53,7 +54,7 @@ class Stream:
     from then on the value TA-Lib's batch function gives for that bar.
     """
 
-    __slots__ = ("name", "params", "fields", "lookback", "outputs", "value", "_handle", "_buffer")
+    __slots__ = ("name", "params", "fields", "lookback", "outputs", "value", "_handle", "_buffer", "_inputs", "_spread")
 
     def __init__(self, name: str, **params: float) -> None:
         self.name = name
@@ -62,6 +63,8 @@ class Stream:
         self.value: Value = NAN if self.outputs == 1 else (NAN,) * self.outputs
         self._handle: talib.stream.Stream | None = None
         self._buffer: list[Candle] = []
+        self._inputs = attrgetter(*self.fields)  # one field -> a value, several -> a tuple
+        self._spread = len(self.fields) > 1
 
     @property
     def ready(self) -> bool:
@@ -69,7 +72,8 @@ class Stream:
 
     def update(self, candle: Candle) -> Value:
         if self._handle is not None:
-            self.value = self._handle.update(*[getattr(candle, f) for f in self.fields])
+            inputs = self._inputs(candle)
+            self.value = self._handle.update(*inputs) if self._spread else self._handle.update(inputs)
             return self.value
         self._buffer.append(candle)
         if len(self._buffer) > self.lookback:

@@ -141,7 +141,8 @@ class BotCycle:
         # 1. sync
         self.strategy.update(candle)
         position = ctx.position
-        self.bars_in_position = self.bars_in_position + 1 if position.is_open else 0
+        in_position = bool(position.qty)
+        self.bars_in_position = self.bars_in_position + 1 if in_position else 0
 
         # 2. regime
         if ctx.regime is not self.regime:
@@ -151,11 +152,11 @@ class BotCycle:
         if not self.strategy.ready():
             decide(Phase.SYNC, DecisionType.WARMING_UP, f"{self.strategy.name} is still warming up")
             return out
-        market = MarketContext(ctx.regime, position.side, float(position.entry_price) if position.is_open else None,
+        market = MarketContext(ctx.regime, position.side, float(position.entry_price) if in_position else None,
                                self.bars_in_position)
 
         # 3. manage
-        if position.is_open:
+        if in_position:
             self._manage(candle, ctx, market, out, decide)
             return out
 

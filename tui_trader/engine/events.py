@@ -61,6 +61,10 @@ class EventBus:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback)
 
+    def __bool__(self) -> bool:
+        """True when anyone listens (lets hot paths skip building events)."""
+        return bool(self._subscribers)
+
     def publish(self, event: EngineEvent) -> None:
         for callback in self._subscribers:
             try:

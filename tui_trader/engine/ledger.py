@@ -44,10 +44,6 @@ class BotLedger:
         if position is not None:
             self.position = position
 
-    def mark_high_water(self, mark: Decimal | None) -> Decimal:
-        self.high_water = max(self.high_water, self.equity(mark))
-        return self.high_water
-
     def apply_fill(self, fill: Fill, exit_reason: str) -> list[Trade]:
         """Book a fill; return the trades it closed (one, or none when it opens or adds)."""
         pos = self.position

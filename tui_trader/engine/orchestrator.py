@@ -165,21 +165,29 @@ class Engine(Control):
                     bot.cycle.on_other_timeframe(candle)
         pending: list[tuple[BotRuntime, Intent]] = []
         every = self.config.store.equity_every_candles
+        idle = (BotState.STOPPED, BotState.ERROR)
         for candle in closed:
             key = (candle.symbol, candle.timeframe)
             tracker = self.regimes.get(key)
             for bot in self._own.get(key, ()):
-                if bot.cycle is None or bot.state in (BotState.STOPPED, BotState.ERROR):
+                if bot.cycle is None or bot.state in idle:
                     continue
                 state = effective_state(bot.state, self.global_state)
+                ledger = bot.ledger
+                wallet = ledger.wallet
+                if ledger.position.qty:
+                    equity, available = ledger.equity(self.marks.get(bot.profile.symbol)), bot.available_margin()
+                else:
+                    equity = available = wallet
                 ctx = CycleContext(
                     now_ts=self.now_ts, state=state,
                     state_reason=bot.state_reason if state is bot.state else self.global_reason,
-                    position=bot.ledger.position, equity=bot.ledger.equity(self.marks.get(bot.profile.symbol)),
-                    available=bot.available_margin(), regime=tracker.regime if tracker else bot.cycle.regime,
+                    position=ledger.position, equity=equity,
+                    available=available, regime=tracker.regime if tracker else bot.cycle.regime,
                     regime_features=tracker.features_dict if tracker else None,
-                    has_open_entry=bot.has_open(OrderPurpose.ENTRY),
-                    has_open_exit=bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), next_seq=bot.next_seq,
+                    has_open_entry=bool(bot.orders) and bot.has_open(OrderPurpose.ENTRY),
+                    has_open_exit=bool(bot.orders) and bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN),
+                    next_seq=bot.next_seq,
                 )
                 try:
                     result = bot.cycle.on_candle(candle, ctx)
@@ -192,21 +200,22 @@ class Engine(Control):
                 for intent in result.intents:
                     self.stage(bot, intent, batch, pending)
                 bot.candles_seen += 1
-                if bot.candles_seen % every == 0:
-                    self._snapshot(bot, candle.close_ts, batch)
+                if equity != bot.last_equity or bot.candles_seen % every == 0:
+                    self._snapshot(bot, candle.close_ts, equity, batch)
                 state_now = bot.cycle.strategy.get_state()
                 if state_now != bot.last_strategy_state:
                     bot.last_strategy_state = state_now
                     batch.strategy_state.append((bot.id, state_now, candle.close_ts))
         return pending
 
-    def _snapshot(self, bot: BotRuntime, ts: int, batch: Batch) -> None:
-        mark = self.marks.get(bot.profile.symbol)
+    def _snapshot(self, bot: BotRuntime, ts: int, equity: Decimal, batch: Batch) -> None:
+        """An equity row when equity moved (and at least every `equity_every_candles`)."""
         ledger = bot.ledger
-        high_water = ledger.high_water
-        unrealized = ledger.position.unrealized_pnl(mark) if mark is not None else Decimal(0)
-        batch.equity.append(EquitySnapshot(bot.id, ts, ledger.wallet + unrealized, ledger.realized_pnl, unrealized, ledger.fees))
-        if ledger.mark_high_water(mark) != high_water:
+        bot.last_equity = equity
+        unrealized = equity - ledger.wallet
+        batch.equity.append(EquitySnapshot(bot.id, ts, equity, ledger.realized_pnl, unrealized, ledger.fees))
+        if equity > ledger.high_water:
+            ledger.high_water = equity
             batch.ledgers.append((ledger.record(), ts))
 
     # -- intents -----------------------------------------------------------------------------------------------
@@ -334,4 +343,5 @@ class Engine(Control):
 
     def record_decision(self, bot: BotRuntime, decision: Decision, batch: Batch) -> None:
         batch.decisions.append(decision)
-        self.bus.publish(DecisionEvent(bot.name, decision))
+        if self.bus:
+            self.bus.publish(DecisionEvent(bot.name, decision))

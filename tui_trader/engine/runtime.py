@@ -25,8 +25,11 @@ def refusal(command: str, name: str, state: BotState) -> str | None:
     return None
 
 
+_RUNNING = BotState.RUNNING  # enum member lookups are slow on 3.11; this runs per bot per tick
+
+
 def effective_state(bot: BotState, portfolio: BotState) -> BotState:
-    if bot in (BotState.STOPPED, BotState.ERROR) or bot not in _STRICTNESS:
+    if portfolio is _RUNNING or bot not in _STRICTNESS:
         return bot
     return bot if _STRICTNESS[bot] >= _STRICTNESS.get(portfolio, 0) else portfolio
 
@@ -43,6 +46,7 @@ class BotRuntime:
     orders: dict[str, Order] = field(default_factory=dict)  # working orders by client id
     order_seqs: dict[str, int] = field(default_factory=dict)
     candles_seen: int = 0
+    last_equity: Decimal | None = None  # of the last equity snapshot
     last_strategy_state: dict[str, object] = field(default_factory=dict)
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import orjson
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,6 +20,11 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"cannot store {type(value).__name__} in decision details")
+
+
+def to_json(value: Any) -> str:
+    # orjson: ~10x json.dumps, and a tick of 1,000 bots encodes ~1,000 decision details.
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 @dataclass(slots=True)
@@ -73,11 +78,11 @@ class Batch:
                    [(e.bot_id, e.ts, str(e.equity), str(e.realized_pnl), str(e.unrealized_pnl), str(e.fees)) for e in self.equity])
         if self.strategy_state:
             yield ("INSERT OR REPLACE INTO strategy_state VALUES (?, ?, ?)",
-                   [(b, json.dumps(s, default=_json_default), ts) for b, s, ts in self.strategy_state])
+                   [(b, to_json(s), ts) for b, s, ts in self.strategy_state])
         if self.decisions:
             yield ("INSERT INTO bot_decisions (bot_id, ts, phase, decision_type, summary, details) VALUES (?, ?, ?, ?, ?, ?)",
                    [(d.bot_id, d.ts, d.phase.value, d.decision_type.value, d.summary,
-                     json.dumps(d.details, default=_json_default) if d.details else "{}") for d in self.decisions])
+                     to_json(d.details) if d.details else "{}") for d in self.decisions])
         if self.control_events:
             yield ("INSERT INTO control_events (ts, bot_id, command, source, reason, from_state, to_state, status)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'applied')",
