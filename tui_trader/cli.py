@@ -11,7 +11,8 @@ import logging
 import logging.handlers
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -20,7 +21,7 @@ import typer
 from tui_trader.config import AppConfig, BotSpec, ConfigError, ParamValue, load_config, validate_bot
 from tui_trader.model import BotState, DecisionType
 from tui_trader.setup import EngineBusy, bot_errors, check_config, engine_running, load_strategies
-from tui_trader.store import BotExists, Store
+from tui_trader.store import BotExists, BotRecord, Store
 
 T = TypeVar("T")
 
@@ -127,8 +128,23 @@ def _param_value(raw: str) -> ParamValue:
     return raw
 
 
-async def _store(state_dir: Path) -> Store:
-    return await Store.open(state_dir)
+@asynccontextmanager
+async def _opened(state_dir: Path) -> AsyncIterator[Store]:
+    store = await Store.open(state_dir)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def _bot(state_dir: Path, name: str) -> AsyncIterator[tuple[Store, BotRecord]]:
+    """The store and the named bot; Fail (exit 2) when there is no such bot."""
+    async with _opened(state_dir) as store:
+        bot = await store.get_bot(name)
+        if bot is None:
+            raise Fail(f"no bot named {name!r}")
+        yield store, bot
 
 
 def _validated(data: dict[str, Any], config: AppConfig, registry: Any) -> BotSpec:
@@ -146,11 +162,8 @@ def bots_list(config: ConfigOpt = None, state_dir: StateOpt = None, strategies_d
 
     async def body() -> None:
         cfg, state, _ = context(config, state_dir, strategies_dir)
-        store = await _store(state)
-        try:
+        async with _opened(state) as store:
             rows = await _bot_rows(store, cfg)
-        finally:
-            await store.close()
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
             return
@@ -207,13 +220,11 @@ def bots_add(
         spec = _validated({"name": name, "symbol": symbol, "timeframe": timeframe, "capital": capital,
                            "strategy": strategy, "risk_profile": risk_profile, "params": parse_params(param or []),
                            "confirmations": confirmations}, cfg, registry)
-        store = await _store(state)
-        try:
-            await store.add_bot(spec, _now())
-        except BotExists as exc:
-            raise Fail(str(exc)) from None
-        finally:
-            await store.close()
+        async with _opened(state) as store:
+            try:
+                await store.add_bot(spec, _now())
+            except BotExists as exc:
+                raise Fail(str(exc)) from None
         typer.echo(f"added {spec.name}")
 
     run(body)
@@ -235,11 +246,7 @@ def bots_edit(
 
     async def body() -> None:
         cfg, state, registry = context(config, state_dir, strategies_dir)
-        store = await _store(state)
-        try:
-            bot = await store.get_bot(name)
-            if bot is None:
-                raise Fail(f"no bot named {name!r}")
+        async with _bot(state, name) as (store, bot):
             data = bot.spec.model_dump(mode="json")
             changes = {"symbol": symbol, "timeframe": timeframe, "capital": capital, "strategy": strategy,
                        "risk_profile": risk_profile, "confirmations": confirmations}
@@ -252,8 +259,6 @@ def bots_edit(
             if structural and await _holds_anything(store, bot.id):
                 raise Fail(f"{name} holds a position or working orders; flatten it before changing symbol, timeframe or strategy")
             await store.update_bot(bot.id, spec, _now())
-        finally:
-            await store.close()
         typer.echo(f"updated {name}")
 
     run(body)
@@ -271,16 +276,10 @@ def bots_remove(name: Annotated[str, typer.Argument()], config: ConfigOpt = None
 
     async def body() -> None:
         _, state, _ = context(config, state_dir, strategies_dir)
-        store = await _store(state)
-        try:
-            bot = await store.get_bot(name)
-            if bot is None:
-                raise Fail(f"no bot named {name!r}")
+        async with _bot(state, name) as (store, bot):
             if await _holds_anything(store, bot.id):
                 raise Fail(f"{name} holds a position or working orders; flatten it first")
             await store.remove_bot(bot.id, _now())
-        finally:
-            await store.close()
         typer.echo(f"removed {name}")
 
     run(body)
@@ -292,11 +291,7 @@ def _state_command(command: str, name: str, config: Path | None, state_dir: Path
         from tui_trader.engine.runtime import refusal
 
         _, state, _ = context(config, state_dir, strategies_dir)
-        store = await _store(state)
-        try:
-            bot = await store.get_bot(name)
-            if bot is None:
-                raise Fail(f"no bot named {name!r}")
+        async with _bot(state, name) as (store, bot):
             if why := refusal(command, name, bot.state):
                 raise Fail(why)
             if engine_running(state):
@@ -311,8 +306,6 @@ def _state_command(command: str, name: str, config: Path | None, state_dir: Path
             await store.conn.execute(
                 "INSERT INTO control_events (ts, bot_id, command, source, reason, from_state, to_state, status)"
                 " VALUES (?, ?, ?, 'operator:cli', ?, ?, ?, 'applied')", (_now(), bot.id, command, reason, bot.state.value, to.value))
-        finally:
-            await store.close()
         typer.echo(f"{name}: {bot.state.value} -> {to.value} (no engine running; applied to the database)")
 
     run(body)
@@ -364,11 +357,7 @@ def decisions(
         from tui_trader.headless import iso
 
         _, state, _ = context(config, state_dir, strategies_dir)
-        store = await _store(state)
-        try:
-            record = await store.get_bot(bot)
-            if record is None:
-                raise Fail(f"no bot named {bot!r}")
+        async with _bot(state, bot) as (store, record):
             rows = await store.decisions(record.id, types=wanted, limit=limit, newest=True)
             last = 0
             while True:
@@ -379,8 +368,6 @@ def decisions(
                     return
                 await asyncio.sleep(0.5)
                 rows = await store.decisions(record.id, after_id=last, types=wanted, limit=1000)
-        finally:
-            await store.close()
 
     try:
         run(body)
