@@ -67,6 +67,15 @@ class NoSetup:
 
 
 @dataclass(frozen=True, slots=True)
+class StrategyEvent:
+    """Something the strategy wants in the decision log besides its setups (e.g. a switch of
+    sub-strategy); the cycle records it as a STRATEGY_SWITCHED decision."""
+
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class MarketContext:
     """What the engine tells a strategy besides candles."""
 
@@ -83,10 +92,27 @@ class Strategy(ABC):
     description: ClassVar[str] = ""
     Params: ClassVar[type[StrategyParams]] = StrategyParams
     confirmations: ClassVar[tuple[str, ...]] = ()
+    # Reverse on an opposite setup instead of going flat first (one order: close and open).
+    always_in_market: ClassVar[bool] = False
+    # Other strategies this one is built from; the registry builds them (with their
+    # defaults) and hands them to `attach` before the strategy is used.
+    delegates: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         self.params = params
         self.timeframe = timeframe
+        self._events: list[StrategyEvent] = []
+
+    def attach(self, delegates: Mapping[str, Strategy]) -> None:
+        """Receive the strategies named in `delegates`."""
+
+    def emit(self, summary: str, **details: Any) -> None:
+        """Queue an event for the decision log."""
+        self._events.append(StrategyEvent(summary, details))
+
+    def take_events(self) -> list[StrategyEvent]:
+        events, self._events = self._events, []
+        return events
 
     def timeframes(self) -> tuple[str, ...]:
         """The bot's own timeframe first, then any higher ones the strategy reads."""
@@ -153,7 +179,13 @@ class StrategyRegistry:
         cls = self.strategies.get(name)
         if cls is None:
             raise ValueError(f"unknown strategy {name!r} (known: {', '.join(self.names()) or 'none'})")
-        return cls(parse_params(cls, params), timeframe)
+        strategy = cls(parse_params(cls, params), timeframe)
+        if cls.delegates:
+            missing = [d for d in cls.delegates if d not in self.strategies or d == name]
+            if missing:
+                raise ValueError(f"{name} is built from {', '.join(missing)}, which is not loaded")
+            strategy.attach({d: self.make(d, {}, timeframe) for d in cls.delegates})
+        return strategy
 
 
 class ParamsError(ValueError):

@@ -28,7 +28,7 @@ from tui_trader.model import (
     Side,
 )
 from tui_trader.risk import protective_levels, size_position
-from tui_trader.strategy import MarketContext, NoSetup, Strategy
+from tui_trader.strategy import MarketContext, NoSetup, Setup, Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,53 +155,81 @@ class BotCycle:
         market = MarketContext(ctx.regime, position.side, float(position.entry_price) if in_position else None,
                                self.bars_in_position)
 
-        # 3. manage
+        # 3. manage (an always-in-market strategy reverses on an opposite setup instead)
+        reversing = False
         if in_position:
-            self._manage(candle, ctx, market, out, decide)
-            return out
-
-        # 4. scan
-        found = self.strategy.scan(market)
+            found = self._reversal(market, ctx)
+            if found is None:
+                self._manage(candle, ctx, market, out, decide)
+                self._log_events(decide)
+                return out
+            reversing = True
+        else:
+            # 4. scan
+            found = self.strategy.scan(market)
+        self._log_events(decide)
         if isinstance(found, NoSetup):
             decide(Phase.SCAN, DecisionType.NO_SETUP, found.reason, **self.strategy.indicators())
             return out
         confirmations = {c.name: {"passed": c.passed, "detail": c.detail} for c in found.confirmations}
-        decide(Phase.SCAN, DecisionType.SETUP_FOUND, f"{found.side.value.lower()} setup: {found.reason}",
+        what = "reversal" if reversing else "setup"
+        decide(Phase.SCAN, DecisionType.SETUP_FOUND, f"{found.side.value.lower()} {what}: {found.reason}",
                side=found.side.value, confirmations=confirmations, **self.strategy.indicators())
+        blocked = self._entry(candle, ctx, found, reversing, out, decide)
+        if blocked and reversing:  # the position is on the wrong side: leave it even if the new entry cannot go
+            self._exit(ctx, f"opposite {found.side.value.lower()} setup ({found.reason})", out, decide)
+        return out
 
+    def _reversal(self, market: MarketContext, ctx: CycleContext) -> Setup | None:
+        """An always-in-market strategy's setup against the open position, or None."""
+        if not self.strategy.always_in_market or ctx.state is BotState.FLATTENING or ctx.has_open_exit:
+            return None
+        found = self.strategy.scan(market)
+        return found if isinstance(found, Setup) and found.side is not ctx.position.side else None
+
+    def _entry(self, candle: Candle, ctx: CycleContext, found: Setup, reversing: bool, out: CycleResult,
+               decide: Any) -> bool:
+        """Phases 5-8 for a setup; True when a gate blocked it."""
+        bot = self.bot
         # 5. confirm
         passed, failed = found.passed, found.failed
         if len(passed) < bot.confirmations:
             decide(Phase.CONFIRM, DecisionType.SETUP_REJECTED,
                    f"{len(passed)} of {len(found.confirmations)} confirmations passed, {bot.confirmations} required;"
                    f" failed: {', '.join(failed) or 'none'}", passed=list(passed), failed=list(failed))
-            return out
+            return True
 
-        # 6. size
+        # 6. size (a reversal frees the margin of the position it closes)
         entry = bot.instrument.round_price(candle.close)
         levels = protective_levels(found.side, entry, bot.risk, bot.instrument, found.atr, found.stop, found.target)
         if isinstance(levels, str):
             decide(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {levels}", gate="size")
-            return out
+            return True
         stop, target = levels
-        sizing = size_position(found.side, entry, stop, target, ctx.equity, bot.capital, ctx.available, bot.risk,
+        available = ctx.equity if reversing else ctx.available
+        sizing = size_position(found.side, entry, stop, target, ctx.equity, bot.capital, available, bot.risk,
                                bot.instrument, bot.taker_fee)
         if sizing.blocked:
             decide(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {sizing.blocked}", gate="size", **sizing.details)
-            return out
+            return True
 
         # 7. guard
         blocked = self._guard(candle, ctx)
         if blocked:
             gate, reason = blocked
             decide(Phase.GUARD, DecisionType.RISK_BLOCKED, f"{gate}: {reason}", gate=gate, qty=str(sizing.qty))
-            return out
+            return True
 
-        # 8. execute
+        # 8. execute: one order; a reversal's also closes the old position
+        qty = sizing.qty + (abs(ctx.position.qty) if reversing else 0)
         request = OrderRequest(client_order_id(bot.bot_id, ctx.next_seq), bot.bot_id, bot.symbol, found.side,
-                               OrderType.MARKET, sizing.qty, OrderPurpose.ENTRY, stop_loss=stop, take_profit=target)
+                               OrderType.MARKET, qty, OrderPurpose.ENTRY, stop_loss=stop, take_profit=target)
         out.intents.append(PlaceOrder(request, ctx.next_seq))
-        return out
+        return False
+
+    def _log_events(self, decide: Any) -> None:
+        for event in self.strategy.take_events():
+            decide(Phase.SCAN, DecisionType.STRATEGY_SWITCHED, event.summary, **event.details)
 
     def _manage(self, candle: Candle, ctx: CycleContext, market: MarketContext, out: CycleResult, decide: Any) -> None:
         position = ctx.position
@@ -214,6 +242,9 @@ class BotCycle:
             decide(Phase.MANAGE, DecisionType.HOLD, f"holding {describe_position(position, mark)}",
                    **self.strategy.indicators())
             return
+        self._exit(ctx, reason, out, decide)
+
+    def _exit(self, ctx: CycleContext, reason: str, out: CycleResult, decide: Any) -> None:
         if ctx.has_open_exit:
             decide(Phase.MANAGE, DecisionType.HOLD, f"exit signal ({reason}); an exit order is already working")
         elif not ctx.state.allows_exits:
@@ -222,7 +253,7 @@ class BotCycle:
                    " the exchange-side stop still protects the position", gate="bot_state")
         else:
             decide(Phase.MANAGE, DecisionType.EXIT_SIGNAL, f"exit: {reason}", **self.strategy.indicators())
-            out.intents.append(close_position(self.bot, position, ctx.next_seq, OrderPurpose.EXIT))
+            out.intents.append(close_position(self.bot, ctx.position, ctx.next_seq, OrderPurpose.EXIT))
 
     def _guard(self, candle: Candle, ctx: CycleContext) -> tuple[str, str] | None:
         """The first gate that blocks a new entry: (gate, reason)."""

@@ -310,8 +310,9 @@ class Engine(Control):
 
     def _book_fill(self, bot: BotRuntime, fill: Fill, batch: Batch) -> None:
         ledger = bot.ledger
-        was_open = ledger.position.is_open
-        trades = ledger.apply_fill(fill, fill.purpose.value)
+        side_before = ledger.position.side
+        reason = "reverse" if fill.purpose is OrderPurpose.ENTRY else fill.purpose.value  # an entry that closes flips
+        trades = ledger.apply_fill(fill, reason)
         order = bot.orders.get(fill.client_order_id)
         if order is not None:
             order.filled_qty += fill.qty
@@ -333,7 +334,7 @@ class Engine(Control):
                 f"closed {side} {trade.qty} @ {trade.exit_price} ({trade.exit_reason}): P&L {trade.net_pnl:+.2f}"
                 f" after {trade.fees:.2f} fees", {"pnl": str(trade.pnl), "fees": str(trade.fees), "reason": trade.exit_reason,
                                                   "entry_price": str(trade.entry_price), "exit_price": str(trade.exit_price)}), batch)
-        if position.is_open and (not was_open or not trades):
+        if position.is_open and (position.side is not side_before or not trades):
             self.record_decision(bot, Decision(
                 bot.id, fill.ts, Phase.FILL, DecisionType.TRADE_ENTERED,
                 f"entered {describe_position(position, mark)}",

@@ -385,8 +385,15 @@ class PaperExchange:
             if position.side is r.side:
                 return f"reduce-only {r.side} order would increase the {'long' if position.qty > 0 else 'short'} position"
             return None
-        need = r.qty * ref / account.leverage + r.qty * ref * self._fee_rates[Liquidity.TAKER]
+        # As in Bybit's one-way mode, the part of an order that closes the opposite position needs
+        # no margin and frees that position's margin: only the part that opens is margined.
+        position = account.positions.get(r.symbol)
+        closing = min(abs(position.qty), r.qty) if position is not None and position.side is not r.side else ZERO
+        opening = r.qty - closing
+        need = opening * ref / account.leverage + r.qty * ref * self._fee_rates[Liquidity.TAKER]
         available = self._available(account)
+        if closing:
+            available += closing * position.entry_price / account.leverage  # type: ignore[union-attr]
         if need > available:
             return f"insufficient margin: need {_usdt(need)} USDT, available {_usdt(available)} USDT"
         return None
