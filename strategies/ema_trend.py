@@ -1,9 +1,11 @@
 """EMA crossover trend following: enter on a cross of the fast EMA over the slow
-one, leave on the opposite cross. The stop sits ATR multiples away (the bot's
-risk profile says how many) and the target R multiples beyond the entry.
+one while ADX says the market trends, leave on the opposite cross. The stop sits
+ATR multiples away (the bot's risk profile says how many) and the target R
+multiples beyond the entry.
 
-Confirmations: ADX says the market trends; the close is beyond the slow EMA;
-volume is above its 20-bar average.
+Filter: ADX at or above `adx_min` (a cross in a trendless market is no setup).
+Confirmations: the directional indicators agree (+DI above -DI for a long); the
+close is beyond the slow EMA; volume is above its 20-bar average.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class EmaTrendParams(StrategyParams):
     slow: int = Field(default=26, ge=3, le=400, description="slow EMA period")
     atr_period: int = Field(default=14, ge=2, le=100)
     adx_period: int = Field(default=14, ge=2, le=100)
-    adx_min: float = Field(default=20.0, ge=0, le=100, description="ADX at or above this counts as trending")
+    adx_min: float = Field(default=20.0, ge=0, le=100, description="no setup while ADX is below this (0: no filter)")
     exit_on_cross: bool = Field(default=True, description="leave on the opposite cross")
 
     @model_validator(mode="after")
@@ -36,7 +38,7 @@ class EmaTrend(Strategy):
     name = "ema_trend"
     description = "EMA crossover trend with an ADX filter, ATR stop and R-multiple target"
     Params = EmaTrendParams
-    confirmations = ("adx_trend", "close_beyond_slow", "volume_above_average")
+    confirmations = ("di_agrees", "close_beyond_slow", "volume_above_average")
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)
@@ -46,12 +48,15 @@ class EmaTrend(Strategy):
         self.slow = Stream("EMA", timeperiod=p.slow)
         self.atr = Stream("ATR", timeperiod=p.atr_period)
         self.adx = Stream("ADX", timeperiod=p.adx_period)
-        self.volume_avg = Stream("SMA", timeperiod=20)
-        self._streams = (self.fast, self.slow, self.atr, self.adx, self.volume_avg)
+        self.plus_di = Stream("PLUS_DI", timeperiod=p.adx_period)
+        self.minus_di = Stream("MINUS_DI", timeperiod=p.adx_period)
+        self.volume_avg = Stream("SMA", source="volume", timeperiod=20)
+        self._streams = (self.fast, self.slow, self.atr, self.adx, self.plus_di, self.minus_di, self.volume_avg)
         self.prev_diff = float("nan")
         self.diff = float("nan")
         self.close = float("nan")
         self.volume = float("nan")
+        self._ready = False
 
     @property
     def warmup(self) -> int:
@@ -77,7 +82,9 @@ class EmaTrend(Strategy):
         self.update(history[-1])  # sets prev_diff and diff for the last two bars
 
     def ready(self) -> bool:
-        return not any(is_nan(s.value) for s in self._streams) and self.prev_diff == self.prev_diff
+        if not self._ready:  # once every stream has its lookback it stays ready
+            self._ready = not any(is_nan(s.value) for s in self._streams) and self.prev_diff == self.prev_diff
+        return self._ready
 
     def indicators(self) -> dict[str, float]:
         return {
@@ -94,17 +101,22 @@ class EmaTrend(Strategy):
             side = "above" if self.diff > 0 else "below"
             return NoSetup(f"no cross: fast EMA {self.fast.value:.6g} {side} slow {self.slow.value:.6g}")
         side = Side.BUY if crossed_up else Side.SELL
+        direction = "above" if crossed_up else "below"
         adx: float = self.adx.value  # type: ignore[assignment]
+        if adx < self.p.adx_min:
+            return NoSetup(f"fast EMA crossed {direction} slow, but no trend: ADX {adx:.1f} < {self.p.adx_min:g}")
         slow: float = self.slow.value  # type: ignore[assignment]
         beyond = self.close > slow if side is Side.BUY else self.close < slow
         vol_avg: float = self.volume_avg.value  # type: ignore[assignment]
+        plus_di: float = self.plus_di.value  # type: ignore[assignment]
+        minus_di: float = self.minus_di.value  # type: ignore[assignment]
+        di_agrees = plus_di > minus_di if side is Side.BUY else minus_di > plus_di
         checks = (
-            Confirmation("adx_trend", adx >= self.p.adx_min, f"ADX {adx:.1f} vs {self.p.adx_min:g}"),
+            Confirmation("di_agrees", di_agrees, f"+DI {plus_di:.1f} vs -DI {minus_di:.1f}"),
             Confirmation("close_beyond_slow", beyond, f"close {self.close:.6g} vs slow EMA {slow:.6g}"),
             Confirmation("volume_above_average", self.volume > vol_avg, f"volume {self.volume:.4g} vs avg {vol_avg:.4g}"),
         )
-        direction = "above" if crossed_up else "below"
-        return Setup(side, f"fast EMA crossed {direction} slow", checks, atr=self.atr.value)  # type: ignore[arg-type]
+        return Setup(side, f"fast EMA crossed {direction} slow (ADX {adx:.1f})", checks, atr=self.atr.value)  # type: ignore[arg-type]
 
     def exit(self, ctx: MarketContext) -> str | None:
         if not self.p.exit_on_cross or ctx.position_side is None:
