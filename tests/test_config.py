@@ -26,7 +26,8 @@ def test_demo_config_is_valid_and_demonstrative() -> None:
     assert len({b.symbol for b in cfg.bots}) >= 3
     assert len({b.timeframe for b in cfg.bots}) >= 3
     assert len({b.risk_profile for b in cfg.bots}) == 3
-    assert len({tuple(sorted(b.params.items())) for b in cfg.bots}) == len(cfg.bots)
+    assert len({(b.strategy, tuple(sorted(b.params.items()))) for b in cfg.bots}) == len(cfg.bots)
+    assert len({b.strategy for b in cfg.bots}) >= 5
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,10 @@ def bot_errors(spec: BotSpec, config: AppConfig, registry: StrategyRegistry, whe
         registry.make(spec.strategy, spec.params, spec.timeframe.value)
     except ParamsError as exc:
         errors.extend(f"{where}.{line}" for line in exc.lines)
+    offered = len(cls.confirmations)
+    if not cls.delegates and spec.confirmations > offered:
+        errors.append(f"{where}.confirmations: {spec.strategy} has {offered} confirmation signal"
+                      f"{'' if offered == 1 else 's'}; {spec.confirmations} can never pass")
     return errors
 
 

@@ -157,6 +157,27 @@ class Strategy(ABC):
         """Restore what `get_state` returned."""
 
 
+def describe(cls: type[Strategy]) -> dict[str, Any]:
+    """A strategy's parameters (type, default, bounds, description) and confirmations, for listings."""
+    params = []
+    for name, f in cls.Params.model_fields.items():
+        bounds = {}
+        for meta in f.metadata:
+            for key, label in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                value = getattr(meta, key, None)
+                if value is not None:
+                    bounds[label] = value
+        kind = getattr(f.annotation, "__name__", str(f.annotation))
+        params.append({"name": name, "type": kind, "default": f.default, "bounds": bounds, "description": f.description or ""})
+    probe = cls(cls.Params(), "1h")
+    confirmations = list(cls.confirmations)
+    if not confirmations and cls.delegates:
+        confirmations = [f"those of the active one of {', '.join(cls.delegates)}"]
+    return {"name": cls.name, "description": cls.description, "params": params, "confirmations": confirmations,
+            "always_in_market": cls.always_in_market, "delegates": list(cls.delegates),
+            "multi_timeframe": len(probe.timeframes()) > 1}
+
+
 @dataclass(frozen=True, slots=True)
 class PluginError:
     source: str

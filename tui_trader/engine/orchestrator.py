@@ -51,7 +51,6 @@ from tui_trader.store import Batch, Store
 from tui_trader.strategy import StrategyRegistry
 
 log = logging.getLogger(__name__)
-HIGHER_TIMEFRAMES = tuple(tf for tf in TIMEFRAME_MINUTES if tf != "1m")
 
 
 class Engine(Control):
@@ -67,7 +66,9 @@ class Engine(Control):
         self.bots: dict[int, BotRuntime] = {}
         self.marks: dict[str, Decimal] = {}
         self.now_ts = 0
-        self.aggregator = CandleAggregator([tf for tf in HIGHER_TIMEFRAMES if tf != feed.base_timeframe], feed.base_timeframe)
+        base = TIMEFRAME_MINUTES[feed.base_timeframe]
+        self.aggregator = CandleAggregator(
+            [tf for tf, minutes in TIMEFRAME_MINUTES.items() if minutes > base and minutes % base == 0], feed.base_timeframe)
         self.regimes: dict[tuple[str, str], RegimeTracker] = {}
         self._own: dict[tuple[str, str], list[BotRuntime]] = defaultdict(list)  # bots scanning on this candle
         self._reads: dict[tuple[str, str], list[BotRuntime]] = defaultdict(list)  # bots that also read it
