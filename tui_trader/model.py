@@ -297,7 +297,7 @@ class Trade:
         return self.pnl - self.fees
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one or more per bot per candle: not frozen for speed; treated as read-only
 class Decision:
     bot_id: int
     ts: int  # market time (ms) of the candle or event that led to it

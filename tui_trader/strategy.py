@@ -59,7 +59,7 @@ class Setup:
         return tuple(c.name for c in self.confirmations if not c.passed)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # returned per bot per candle; treated as read-only
 class NoSetup:
     """Why there is nothing to do on this candle (the decision log shows it)."""
 
@@ -75,7 +75,7 @@ class StrategyEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per bot per candle; treated as read-only
 class MarketContext:
     """What the engine tells a strategy besides candles."""
 
@@ -111,6 +111,8 @@ class Strategy(ABC):
         self._events.append(StrategyEvent(summary, details))
 
     def take_events(self) -> list[StrategyEvent]:
+        if not self._events:  # the common case, per bot per candle: no allocation
+            return self._events
         events, self._events = self._events, []
         return events
 

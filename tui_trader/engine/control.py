@@ -53,6 +53,7 @@ class Control:
     def __init__(self) -> None:
         self.global_state = BotState.RUNNING
         self.global_reason = ""
+        self.flattening: set[int] = set()  # bots in FLATTENING: finish_flattening looks only when there are some
 
     stage: Callable[[BotRuntime, Intent, Batch, list[tuple[BotRuntime, Intent]]], None]
     send: Callable[[list[tuple[BotRuntime, Intent]]], Awaitable[None]]
@@ -79,6 +80,10 @@ class Control:
     def set_state(self, bot: BotRuntime, to: BotState, command: str, source: str, reason: str, batch: Batch) -> None:
         before = bot.state
         bot.state, bot.state_reason = to, reason
+        if to is BotState.FLATTENING:
+            self.flattening.add(bot.id)
+        else:
+            self.flattening.discard(bot.id)
         batch.bot_states.append((bot.id, to.value, reason, self.now_ts))
         batch.control_events.append(ControlEvent(self.now_ts, bot.id, command, source, reason, before, to))
         self.record_decision(bot, Decision(bot.id, self.now_ts, Phase.CONTROL, DecisionType.STATE_CHANGED,
@@ -103,6 +108,8 @@ class Control:
 
     def finish_flattening(self, batch: Batch) -> None:
         """A flatten is complete once nothing is open: the bot (or the portfolio) is then HALTED."""
+        if self.global_state is not BotState.FLATTENING and not self.flattening:
+            return
         for bot in self.bots.values():
             if bot.state is BotState.FLATTENING and not bot.ledger.position.is_open and not bot.orders:
                 self.set_state(bot, BotState.HALTED, "flatten", "engine", "flatten complete", batch)

@@ -51,9 +51,9 @@ class BotProfile:
         return min(Decimal(repr(self.risk.max_leverage)), self.instrument.max_leverage)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per bot per candle, and frozen init costs ~2x
 class CycleContext:
-    """The engine's view of the bot and the market at this candle."""
+    """The engine's view of the bot and the market at this candle (treated as read-only)."""
 
     now_ts: int  # market time: the close time of the newest base candle
     state: BotState  # effective state: the bot's, overridden by a stricter portfolio state

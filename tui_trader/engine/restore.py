@@ -46,6 +46,7 @@ async def restore_engine(engine: Engine) -> None:
             bot.orders[order.client_order_id] = order
             bot.order_seqs[order.client_order_id] = seq
     engine.index_bots()
+    engine.flattening = {b.id for b in engine.bots.values() if b.state is BotState.FLATTENING}
     engine.bots_version = await store.bots_version()
 
     history = _history(engine)

@@ -9,6 +9,7 @@ from tui_trader.engine.cycle import BotCycle, BotProfile
 from tui_trader.engine.ledger import BotLedger
 from tui_trader.model import BotState, Order, OrderPurpose
 from tui_trader.store.records import BotRecord
+from tui_trader.strategy import Strategy
 
 # How a portfolio state overrides a bot's: the stricter one wins.
 _STRICTNESS = {BotState.RUNNING: 0, BotState.PAUSED: 1, BotState.HALTED: 2, BotState.FLATTENING: 3}
@@ -56,6 +57,11 @@ class BotRuntime:
     @property
     def name(self) -> str:
         return self.record.name
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the strategy keeps state beyond its indicators (worth comparing each candle)."""
+        return self.cycle is not None and type(self.cycle.strategy).get_state is not Strategy.get_state
 
     @property
     def timeframes(self) -> tuple[str, ...]:

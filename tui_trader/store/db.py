@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -58,7 +59,7 @@ class _Pending:
 
 
 class Store:
-    CHECKPOINT_SECONDS = 0.5
+    CHECKPOINT_SECONDS = 0.5  # at most this often, each right after a commit
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
@@ -66,6 +67,8 @@ class Store:
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        self._checkpoint_due = asyncio.Event()
+        self._last_checkpoint = 0.0
 
     @classmethod
     async def open(cls, state_dir: Path, synchronous: str = "normal") -> Store:
@@ -101,13 +104,15 @@ class Store:
 
         SQLite's automatic checkpoint would run inside a commit and fsync there: with hundreds
         of bots that is a 20-30 ms stall every few ticks. A PASSIVE checkpoint on its own
-        connection (its own thread) never blocks the writer.
+        connection (its own thread) never blocks the writer; it is started right after a commit
+        that left the WAL large, so it overlaps the engine's next computation, not its next commit.
         """
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await conn.execute("PRAGMA busy_timeout=10000")
             while True:
-                await asyncio.sleep(self.CHECKPOINT_SECONDS)
+                await self._checkpoint_due.wait()
+                self._checkpoint_due.clear()
                 try:
                     await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error as exc:  # a busy database: try again next round
@@ -153,19 +158,27 @@ class Store:
                 for p in group:
                     if not p.done.done():
                         p.done.set_result(None)
+                now = time.monotonic()
+                if now - self._last_checkpoint >= self.CHECKPOINT_SECONDS:
+                    self._last_checkpoint = now
+                    self._checkpoint_due.set()
             if stop:
                 return
 
     async def _write(self, batches: Sequence[Batch]) -> None:
+        # BEGIN on its own: were it to fail, queued statements would run in autocommit. Then every
+        # statement is queued to the connection's thread at once (gather starts the calls in order,
+        # and each enqueues before it first awaits): one round trip instead of one per statement,
+        # which cost ~0.3 ms each. COMMIT only once every statement succeeded.
         await self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            for batch in batches:
-                for sql, rows in batch.statements():
-                    await self.conn.executemany(sql, rows)
+        calls = [self.conn.executemany(sql, rows) for batch in batches for sql, rows in batch.statements()]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is None:
             await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
+            return
+        await self.conn.execute("ROLLBACK")
+        raise failure
 
     # -- bots --------------------------------------------------------------------------------------
 
