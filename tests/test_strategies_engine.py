@@ -8,10 +8,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import talib
 
 from tests.engine_harness import RISK_PROFILE, SYMBOL, open_harness
 from tui_trader.config import SyntheticSymbol, parse_config
 from tui_trader.engine.warmup import needed_base_bars
+from tui_trader.indicators import candle_arrays
 from tui_trader.market.aggregate import aggregate
 from tui_trader.market.replay import load_csv
 from tui_trader.market.synthetic import SyntheticFeed
@@ -76,6 +78,13 @@ async def test_every_strategy_trades_on_real_data_and_names_its_confirmations(tm
             rejected = h.decisions(f"b-{name}", DecisionType.SETUP_REJECTED)
             for d in rejected:
                 assert "failed:" in d.summary
+        # warm-up: the live values equal TA-Lib over the whole file (2020 on), not just the warm-up window
+        strategy = h.bot("b-ema_trend").cycle.strategy
+        arrays = candle_arrays(btc_1h, ["high", "low", "close"])
+        full = {"fast": talib.EMA(arrays[2], timeperiod=12)[-1], "slow": talib.EMA(arrays[2], timeperiod=26)[-1],
+                "atr": talib.ATR(*arrays, timeperiod=14)[-1], "adx": talib.ADX(*arrays, timeperiod=14)[-1]}
+        for key, expected in full.items():
+            assert getattr(strategy, key).value == pytest.approx(expected, rel=1e-9, abs=1e-9), key
     finally:
         await h.close()
 

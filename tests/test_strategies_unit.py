@@ -21,6 +21,7 @@ from tui_trader.market.aggregate import aggregate
 from tui_trader.market.replay import load_csv
 from tui_trader.model import Candle, Side
 from tui_trader.setup import load_strategies
+from tui_trader.regime import RegimeTracker
 from tui_trader.strategy import MarketContext, NoSetup, ParamsError, Setup, Strategy
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -30,6 +31,7 @@ FLAT = MarketContext()
 LONG = MarketContext(position_side=Side.BUY)
 SHORT = MarketContext(position_side=Side.SELL)
 NAMES = ("donchian_breakout", "reversal", "mtf_stochrsi", "sma_cross")
+EVERY = (*NAMES, "ema_trend", "range_reversion", "adaptive")  # the no-look-ahead and warm-up properties hold for all
 REGISTRY = load_strategies()
 
 
@@ -82,16 +84,19 @@ def norm(result: Setup | NoSetup) -> tuple[Any, ...]:
     return (result.side.value, result.reason, tuple((c.name, c.passed, c.detail) for c in result.confirmations))
 
 
-def drive(strategy: Strategy, own: Sequence[Candle], higher: Sequence[Candle] = ()) -> list[tuple[Any, ...]]:
+def drive(strategy: Strategy, own: Sequence[Candle], higher: Sequence[Candle] = (),
+          tracker: RegimeTracker | None = None) -> list[tuple[Any, ...]]:
     """Feed candles in the engine's order (by close time; a higher candle before the own candle
-    closing with it) and scan after each own candle."""
+    closing with it) and scan after each own candle, with the regime the engine's tracker gives."""
     events = sorted([(c.close_ts, 1, i, c) for i, c in enumerate(own)] + [(c.close_ts, 0, i, c) for i, c in enumerate(higher)],
                     key=lambda e: e[:3])
+    tracker = tracker or RegimeTracker()
     out: list[tuple[Any, ...]] = []
     for _, is_own, _, candle in events:
         strategy.update(candle)
         if is_own:
-            out.append(norm(strategy.scan(FLAT)) if strategy.ready() else ("warming",))
+            ctx = MarketContext(tracker.update(candle))
+            out.append(norm(strategy.scan(ctx)) if strategy.ready() else ("warming",))
     return out
 
 
@@ -385,7 +390,7 @@ def random_walk_after(candles: Sequence[Candle], t: int, seed: int) -> list[Cand
     return out
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", EVERY)
 def test_no_look_ahead(name: str, btc: list[Candle]) -> None:
     series, t = btc[:1500], 1100
     truth = drive(make(name), series, higher_of(make(name), series))
@@ -396,16 +401,19 @@ def test_no_look_ahead(name: str, btc: list[Candle]) -> None:
         assert other[t + 1:] != truth[t + 1:]  # the garbage does change what follows
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", EVERY)
 def test_warm_up_equals_feeding_every_candle(name: str, btc: list[Candle]) -> None:
     series, k = btc[:2000], 1200
     full = drive(make(name), series, higher_of(make(name), series))
     warmed = make(name)
     history = {tf: series[:k] if tf == "1h" else aggregate(series[:k], tf) for tf in warmed.timeframes()}
     warmed.warm_up(history)
+    tracker = RegimeTracker()  # the engine warms its regime tracker on the same history
+    for candle in series[:k]:
+        tracker.update(candle)
     cut = series[k - 1].close_ts
     rest = [c for c in higher_of(warmed, series) if c.close_ts > cut]
-    assert drive(warmed, series[k:], rest) == full[k:]
+    assert drive(warmed, series[k:], rest, tracker) == full[k:]
 
 
 def test_every_strategy_trades_on_real_btc(btc: list[Candle]) -> None:

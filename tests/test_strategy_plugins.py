@@ -47,3 +47,27 @@ def test_params_are_validated_with_field_names() -> None:
     assert info.value.lines[0].startswith("params.fast: Input should be greater than or equal to 2")
     with pytest.raises(ValueError, match="unknown strategy 'x'"):
         registry.make("x", {}, "1m")
+
+
+def test_strategies_list_shows_parameters_bounds_and_confirmations(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from tui_trader.cli import app
+
+    (tmp_path / "broken.py").write_text("raise ImportError('no such lib')\n")
+    result = CliRunner().invoke(app, ["strategies", "list", "--strategies-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    for name in ("ema_trend", "range_reversion", "donchian_breakout", "reversal", "mtf_stochrsi", "sma_cross", "adaptive"):
+        assert f"\n{name}: " in f"\n{text}", name
+    assert "  fast               int    default 12       >= 2 <= 200" in text
+    assert "confirmations: di_agrees, close_beyond_slow, volume_above_average" in text
+    assert "always in the market" in text and "built from ema_trend, range_reversion, donchian_breakout" in text
+    assert "broken plugin" in result.stderr and "ImportError: no such lib" in result.stderr
+    listed = json.loads(CliRunner().invoke(app, ["strategies", "list", "--json"]).stdout)
+    ema = next(s for s in listed["strategies"] if s["name"] == "ema_trend")
+    assert {"name": "slow", "type": "int", "default": 26, "bounds": {">=": 3, "<=": 400}, "description": "slow EMA period"} in ema["params"]
+    mtf = next(s for s in listed["strategies"] if s["name"] == "mtf_stochrsi")
+    assert mtf["multi_timeframe"] is True and listed["broken"] == []
