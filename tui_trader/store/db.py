@@ -4,14 +4,10 @@ commits each queued batch (and any others waiting) in one transaction, and reads
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import logging
 import sqlite3
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,8 +35,8 @@ from tui_trader.model import (
 from tui_trader.store.batch import Batch
 from tui_trader.store.records import BotExists, BotRecord, LedgerRecord, PendingCommand
 from tui_trader.store.schema import MIGRATIONS, SCHEMA_VERSION
+from tui_trader.store.writer import Writer
 
-log = logging.getLogger(__name__)
 DB_NAME = "tui-trader.sqlite3"
 
 
@@ -52,23 +48,11 @@ def _d(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-@dataclass(slots=True)
-class _Pending:
-    batch: Batch
-    done: asyncio.Future[None]
-
-
 class Store:
-    CHECKPOINT_SECONDS = 0.5  # at most this often, each right after a commit
-
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
-        self._checkpointer: asyncio.Task[None] | None = None
-        self._checkpoint_due = asyncio.Event()
-        self._last_checkpoint = 0.0
+        self.writer = Writer(conn, path)
 
     @classmethod
     async def open(cls, state_dir: Path, synchronous: str = "normal") -> Store:
@@ -87,98 +71,12 @@ class Store:
         return cls(conn, path)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await self._queue.put(None)
-            await self._writer
-            self._writer = None
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
-            await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await self.writer.close()
         await self.conn.close()
 
-    async def _checkpoint_loop(self) -> None:
-        """Copy the WAL into the database from a second connection, off the commit path.
-
-        SQLite's automatic checkpoint would run inside a commit and fsync there: with hundreds
-        of bots that is a 20-30 ms stall every few ticks. A PASSIVE checkpoint on its own
-        connection (its own thread) never blocks the writer; it is started right after a commit
-        that left the WAL large, so it overlaps the engine's next computation, not its next commit.
-        """
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            await conn.execute("PRAGMA busy_timeout=10000")
-            while True:
-                await self._checkpoint_due.wait()
-                self._checkpoint_due.clear()
-                try:
-                    await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:  # a busy database: try again next round
-                    log.warning("WAL checkpoint failed: %s", exc)
-        finally:
-            await conn.close()
-
-    # -- writing ---------------------------------------------------------------------------------
-
     async def commit(self, batch: Batch) -> None:
-        """Queue the batch for the writer task and wait until it is committed."""
-        if not batch:
-            return
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
-            # The writer owns checkpoints now: the automatic one stays only as a backstop.
-            await self.conn.execute("PRAGMA wal_autocheckpoint=20000")
-            self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="store-checkpoint")
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(batch, done))
-        await done
-
-    async def _write_loop(self) -> None:
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            group = [first]
-            stop = False
-            while not self._queue.empty():  # group commit: everything already waiting goes in too
-                item = self._queue.get_nowait()
-                if item is None:
-                    stop = True
-                    break
-                group.append(item)
-            try:
-                await self._write([p.batch for p in group])
-            except Exception as exc:  # report to every waiter; the writer stays alive
-                for p in group:
-                    if not p.done.done():
-                        p.done.set_exception(exc)
-            else:
-                for p in group:
-                    if not p.done.done():
-                        p.done.set_result(None)
-                now = time.monotonic()
-                if now - self._last_checkpoint >= self.CHECKPOINT_SECONDS:
-                    self._last_checkpoint = now
-                    self._checkpoint_due.set()
-            if stop:
-                return
-
-    async def _write(self, batches: Sequence[Batch]) -> None:
-        # BEGIN on its own: were it to fail, queued statements would run in autocommit. Then every
-        # statement is queued to the connection's thread at once (gather starts the calls in order,
-        # and each enqueues before it first awaits): one round trip instead of one per statement,
-        # which cost ~0.3 ms each. COMMIT only once every statement succeeded.
-        await self.conn.execute("BEGIN IMMEDIATE")
-        calls = [self.conn.executemany(sql, rows) for batch in batches for sql, rows in batch.statements()]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        failure = next((r for r in results if isinstance(r, BaseException)), None)
-        if failure is None:
-            await self.conn.execute("COMMIT")
-            return
-        await self.conn.execute("ROLLBACK")
-        raise failure
+        """Write the batch in one transaction (grouped with others waiting) and wait for it."""
+        await self.writer.commit(batch)
 
     # -- bots --------------------------------------------------------------------------------------
 
