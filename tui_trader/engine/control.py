@@ -247,6 +247,7 @@ class Control:
 
     async def _rewarm(self, bot: BotRuntime, rebuilt: BotRuntime) -> None:
         bot.cycle = rebuilt.cycle
+        bot.refresh()
         await self._warm(bot)
 
     async def _warm(self, bot: BotRuntime) -> None:

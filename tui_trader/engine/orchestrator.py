@@ -187,36 +187,39 @@ class Engine(Control):
         every = self.config.store.equity_every_candles
         idle = (BotState.STOPPED, BotState.ERROR)
         record, stage, decisions = self.record_decision, self.stage, batch.decisions
+        listening = bool(self.bus)
+        portfolio_running = self.global_state is BotState.RUNNING
+        now = self.now_ts
         for candle in closed:
             key = (candle.symbol, candle.timeframe)
             tracker = self.regimes.get(key)
+            regime = tracker.regime if tracker else None
+            features = tracker.features_dict if tracker else None
             for bot in self._own.get(key, ()):
-                if bot.cycle is None or bot.state in idle:
+                cycle = bot.cycle
+                if cycle is None or bot.state in idle:
                     continue
-                state = effective_state(bot.state, self.global_state)
+                state = bot.state if portfolio_running else effective_state(bot.state, self.global_state)
                 ledger = bot.ledger
-                wallet = ledger.wallet
                 if ledger.position.qty:
                     equity, available = ledger.equity(self.marks.get(bot.profile.symbol)), bot.available_margin()
                 else:
-                    equity = available = wallet
+                    equity = available = ledger.wallet
+                working = bot.orders
+                # positional: this runs per bot per candle (field order of CycleContext)
                 ctx = CycleContext(
-                    now_ts=self.now_ts, state=state,
-                    state_reason=bot.state_reason if state is bot.state else self.global_reason,
-                    position=ledger.position, equity=equity,
-                    available=available, regime=tracker.regime if tracker else bot.cycle.regime,
-                    regime_features=tracker.features_dict if tracker else None,
-                    has_open_entry=bool(bot.orders) and bot.has_open(OrderPurpose.ENTRY),
-                    has_open_exit=bool(bot.orders) and bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN),
-                    next_seq=bot.next_seq,
+                    now, state, bot.state_reason if state is bot.state else self.global_reason, ledger.position,
+                    equity, available, regime or cycle.regime, features,
+                    bool(working) and bot.has_open(OrderPurpose.ENTRY),
+                    bool(working) and bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), bot.next_seq,
                 )
                 try:
-                    result = bot.cycle.on_candle(candle, ctx)
+                    result = cycle.on_candle(candle, ctx)
                 except Exception as exc:
                     log.exception("bot %s raised in its cycle", bot.name)
                     self.fail_bot(bot, exc, batch)
                     continue
-                if self.bus:
+                if listening:
                     for decision in result.decisions:
                         record(bot, decision, batch)
                 else:
@@ -227,7 +230,7 @@ class Engine(Control):
                 if equity != bot.last_equity or bot.candles_seen % every == 0:
                     self._snapshot(bot, candle.close_ts, equity, batch)
                 if bot.stateful:
-                    state_now = bot.cycle.strategy.get_state()
+                    state_now = cycle.strategy.get_state()
                     if state_now != bot.last_strategy_state:
                         bot.last_strategy_state = state_now
                         batch.strategy_state.append((bot.id, state_now, candle.close_ts))

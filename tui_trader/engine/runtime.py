@@ -48,6 +48,7 @@ class BotRuntime:
     order_seqs: dict[str, int] = field(default_factory=dict)
     candles_seen: int = 0
     last_equity: Decimal | None = None  # of the last equity snapshot
+    stateful: bool = field(init=False, default=False)
     last_strategy_state: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -58,10 +59,13 @@ class BotRuntime:
     def name(self) -> str:
         return self.record.name
 
-    @property
-    def stateful(self) -> bool:
-        """Whether the strategy keeps state beyond its indicators (worth comparing each candle)."""
-        return self.cycle is not None and type(self.cycle.strategy).get_state is not Strategy.get_state
+    def __post_init__(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute what is derived from the cycle (call after replacing it)."""
+        # Whether the strategy keeps state beyond its indicators (worth comparing each candle).
+        self.stateful = self.cycle is not None and type(self.cycle.strategy).get_state is not Strategy.get_state
 
     @property
     def timeframes(self) -> tuple[str, ...]:
