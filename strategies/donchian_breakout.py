@@ -79,12 +79,8 @@ class DonchianBreakout(Strategy):
         self.candle = candle
 
     def warm_up(self, candles: Mapping[str, Sequence[Candle]]) -> None:
-        history = candles.get(self.timeframe, [])
-        tail = self.p.atr_lookback + 1  # replayed bar by bar: they fill the ATR history and the previous levels
-        for stream in self._streams:
-            stream.fill(history[:-tail])
-        for candle in history[-tail:]:
-            self.update(candle)
+        # the last bars replayed one by one fill the ATR history and the previous levels
+        self.fill_and_replay(self._streams, candles.get(self.timeframe, []), self.p.atr_lookback + 1)
 
     def ready(self) -> bool:
         if not self._ready:

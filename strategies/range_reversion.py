@@ -83,13 +83,8 @@ class RangeReversion(Strategy):
         self.candle = candle
 
     def warm_up(self, candles: Mapping[str, Sequence[Candle]]) -> None:
-        history = candles.get(self.timeframe, [])
-        if len(history) < 2:
-            super().warm_up(candles)
-            return
-        for stream in self._streams:
-            stream.fill(history[:-1])
-        self.update(history[-1])  # sets prior_volume_avg and the last candle
+        # the last bar replayed sets prior_volume_avg and the last candle
+        self.fill_and_replay(self._streams, candles.get(self.timeframe, []), 1)
 
     def ready(self) -> bool:
         if not self._ready:  # once every stream has its lookback it stays ready

@@ -127,12 +127,8 @@ class Reversal(Strategy):
                 self.swing_high = (self.bar - s, high, rsi)
 
     def warm_up(self, candles: Mapping[str, Sequence[Candle]]) -> None:
-        history = candles.get(self.timeframe, [])
-        tail = self.p.lookback + 2 * self.p.swing + 2  # replayed bar by bar: covers every swing that can still count
-        for stream in self._streams:
-            stream.fill(history[:-tail])
-        for candle in history[-tail:]:
-            self.update(candle)
+        # the last bars replayed one by one cover every swing that can still count
+        self.fill_and_replay(self._streams, candles.get(self.timeframe, []), self.p.lookback + 2 * self.p.swing + 2)
 
     def ready(self) -> bool:
         if not self._ready:

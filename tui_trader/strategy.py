@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tui_trader.config import ParamValue, format_validation_error
+from tui_trader.indicators import Indicator
 from tui_trader.model import Candle, Regime, Side
 
 
@@ -134,6 +135,16 @@ class Strategy(ABC):
         for tf in reversed(self.timeframes()):
             for candle in candles.get(tf, ()):
                 self.update(candle)
+
+    def fill_and_replay(self, streams: Iterable[Indicator], history: Sequence[Candle], replay: int) -> None:
+        """A fast warm-up: fill each stream on all but the last `replay` candles in one call, then
+        feed those through `update`, which sets the strategy's own per-bar state (previous values,
+        windows). The result equals feeding every candle through `update`."""
+        head = history[:-replay] if replay else history
+        for stream in streams:
+            stream.fill(head)
+        for candle in history[len(head):]:
+            self.update(candle)
 
     @abstractmethod
     def ready(self) -> bool:
