@@ -299,7 +299,7 @@ def _state_command(command: str, name: str, config: Path | None, state_dir: Path
                 status, result = await _wait_applied(store, cid)
                 if status == "rejected":
                     raise Fail(result)
-                typer.echo(result if status == "applied" else f"queued; the running engine applies it within seconds")
+                typer.echo(result if status == "applied" else "queued; the running engine applies it within seconds")
                 return
             to = BotState.PAUSED if command == "pause" else BotState.RUNNING
             await store.set_bot_state(bot.id, to, reason or f"{command}d by cli", _now())
