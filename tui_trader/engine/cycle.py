@@ -169,7 +169,9 @@ class BotCycle:
             found = self.strategy.scan(market)
         self._log_events(decide)
         if isinstance(found, NoSetup):
-            decide(Phase.SCAN, DecisionType.NO_SETUP, found.reason, **self.strategy.indicators())
+            # No indicator values in the routine rows (one per bot per candle): the candles are
+            # stored and strategies are deterministic, so they are recomputable exactly.
+            decide(Phase.SCAN, DecisionType.NO_SETUP, found.reason)
             return out
         confirmations = {c.name: {"passed": c.passed, "detail": c.detail} for c in found.confirmations}
         what = "reversal" if reversing else "setup"
@@ -239,8 +241,7 @@ class BotCycle:
             return
         reason = self.strategy.exit(market)
         if reason is None:
-            decide(Phase.MANAGE, DecisionType.HOLD, f"holding {describe_position(position, mark)}",
-                   **self.strategy.indicators())
+            decide(Phase.MANAGE, DecisionType.HOLD, f"holding {describe_position(position, mark)}")
             return
         self._exit(ctx, reason, out, decide)
 
