@@ -197,6 +197,7 @@ async def run_child(n_bots: int, ticks: int, profile_path: str | None, strategie
                 profiler.disable()
                 profiler.dump_stats(profile_path)
 
+            await engine.store.flush()  # the last tick's decision log is still being written
             conn = engine.store.conn
             counts = {}
             for table in ("fills", "bot_decisions", "trades", "orders", "equity_snapshots"):

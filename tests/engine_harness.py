@@ -140,6 +140,7 @@ class Harness:
         return self.engine.bot(name)
 
     async def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        await self.store.flush()
         async with self.store.conn.execute(sql, args) as cur:
             return list(await cur.fetchall())
 

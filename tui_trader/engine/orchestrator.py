@@ -3,10 +3,12 @@
 Per base tick: the exchange sees the candles (the paper exchange matches on
 them), fills are booked into each bot's ledger, higher-timeframe candles that
 closed are built, every bot whose candle closed runs its cycle, and the
-cycle's writes (decisions, order intents as PendingSubmit, fills, ledgers,
-positions, equity) are committed in one transaction BEFORE any order is sent;
+cycle's state (order intents as PendingSubmit, fills, ledgers, positions,
+candles) is committed in one transaction BEFORE any order is sent;
 acknowledgements follow in a second commit. So a crash never leaves an order on
-the exchange that the database does not know by its client order id.
+the exchange that the database does not know by its client order id. The tick's
+decision log and equity rows are queued after them without waiting: nothing a
+restore needs is in them, and writing them overlaps the next tick.
 
 Operator commands change state synchronously (so no entry can slip in after a
 flatten), then carry out their orders; an entry intent is re-checked against the
@@ -170,8 +172,10 @@ class Engine(Control):
             batch.candles.extend(closed)
             self._book_exchange_events(batch)
             pending = self._run_cycles(closed, batch)
+            log = batch.take_log()
             await self.store.commit(batch)
-            await self.send(pending)
+            await self.send(pending, log)
+            self.store.commit_soon(log)  # written while the loop goes on; ordered before the next commit
 
     def _run_cycles(self, closed: Iterable[Candle], batch: Batch) -> list[tuple[BotRuntime, Intent]]:
         closed = list(closed)
@@ -258,7 +262,9 @@ class Engine(Control):
             batch.orders.append((order, intent.seq))
         pending.append((bot, intent))
 
-    async def send(self, pending: Sequence[tuple[BotRuntime, Intent]]) -> None:
+    async def send(self, pending: Sequence[tuple[BotRuntime, Intent]], log: Batch | None = None) -> None:
+        """Send the intents and commit the acknowledgements; with `log`, their decisions and equity
+        rows go there instead (after the cycle's own, in order)."""
         if not pending:
             return
         batch = Batch()
@@ -268,6 +274,8 @@ class Engine(Control):
                 continue
             await self._place(bot, intent, batch)
         self._book_exchange_events(batch)
+        if log is not None:
+            batch.take_log(log)
         await self.store.commit(batch)
 
     async def _place(self, bot: BotRuntime, intent: PlaceOrder, batch: Batch) -> None:

@@ -1,5 +1,5 @@
-"""The Store: one aiosqlite connection, forward migrations, a writer task that
-commits each queued batch (and any others waiting) in one transaction, and reads.
+"""The Store: an aiosqlite connection for reads, operator edits and forward migrations, and
+a Writer that commits the engine's batches in order on a thread of its own.
 """
 
 from __future__ import annotations
@@ -49,10 +49,10 @@ def _d(value: str | None) -> Decimal | None:
 
 
 class Store:
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path, synchronous: str = "normal") -> None:
         self.conn = conn
         self.path = path
-        self.writer = Writer(conn, path)
+        self.writer = Writer(path, synchronous)
 
     @classmethod
     async def open(cls, state_dir: Path, synchronous: str = "normal") -> Store:
@@ -64,19 +64,28 @@ class Store:
             await conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
             await conn.execute("PRAGMA busy_timeout=10000")
             await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA wal_autocheckpoint=20000")  # see writer.connect
             await _migrate(conn, path)
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, path)
+        return cls(conn, path, synchronous)
 
     async def close(self) -> None:
         await self.writer.close()
         await self.conn.close()
 
     async def commit(self, batch: Batch) -> None:
-        """Write the batch in one transaction (grouped with others waiting) and wait for it."""
+        """Write the batch in one transaction, after everything queued before it, and wait for it."""
         await self.writer.commit(batch)
+
+    def commit_soon(self, batch: Batch) -> None:
+        """Queue the batch in order without waiting (the decision log and equity rows of a tick)."""
+        self.writer.commit_soon(batch)
+
+    async def flush(self) -> None:
+        """Wait for every queued commit: reads after this see them."""
+        await self.writer.flush()
 
     # -- bots --------------------------------------------------------------------------------------
 
@@ -197,6 +206,7 @@ class Store:
     async def decisions(self, bot_id: int | None = None, after_id: int = 0, types: Sequence[str] = (),
                         limit: int = 1000, newest: bool = False) -> list[tuple[int, Decision]]:
         """(row id, decision), oldest first; with newest=True the last `limit` of them."""
+        await self.flush()
         clauses, args = ["id > ?"], [after_id]
         if bot_id is not None:
             clauses.append("bot_id = ?")

@@ -1,163 +1,133 @@
-"""The write path: one writer task commits each batch, with every other batch already waiting,
-in one transaction (group commit), in the order they were committed. All of a transaction's
-statements are queued to the connection's thread at once. WAL checkpoints run from a second
-connection right after commits, never inside one.
+"""The write path: batches are committed in the order they were queued, each in one
+transaction, on a thread of their own with their own sqlite3 connection.
+
+A transaction goes to that thread whole (its rows already built), so it needs no turn of the
+event loop to finish: a commit nobody waits for (`commit_soon`, the decision log and equity rows
+of a tick) proceeds while the loop runs the next tick. Those statements insert from one JSON
+array (`json_each`), a single SQLite step during which the thread does not hold the GIL.
+WAL checkpoints run from a third connection right after commits, never inside one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import logging
 import sqlite3
+import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from tui_trader.store.batch import Batch
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(slots=True)
-class _Pending:
-    batch: Batch
-    done: asyncio.Future[None]
+Statements = list[tuple[str, list[tuple[Any, ...]]]]
 
 
-class Transaction:
-    """Statements queued to the connection's thread inside an open transaction.
-
-    `add` starts one executemany per statement; each enqueues its work the next time the event
-    loop runs it, in order, so a batch costs one round trip to the thread, not one per statement
-    (~0.3 ms each)."""
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-        self._calls: list[asyncio.Future[Any]] = []
-        self.waiters: list[asyncio.Future[None]] = []  # the committed batches' callers, resolved at the end
-
-    def add(self, batch: Batch) -> None:
-        for sql, rows in batch.statements():
-            self._calls.append(asyncio.ensure_future(self._conn.executemany(sql, rows)))
-
-    async def finish(self, raise_failure: bool = True) -> None:
-        """Wait for every queued statement; raise the first failure."""
-        calls, self._calls = self._calls, []
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        failure = next((r for r in results if isinstance(r, BaseException)), None)
-        if failure is not None and raise_failure:
-            raise failure
-
-    def settle(self, error: BaseException | None) -> None:
-        for waiter in self.waiters:
-            if waiter.done():
-                continue
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error if isinstance(error, Exception) else RuntimeError("transaction cancelled"))
+def connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    # Checkpoints are the writer's: the automatic one (inside a commit, with an fsync) stays a backstop.
+    conn.execute("PRAGMA wal_autocheckpoint=20000")
+    return conn
 
 
 class Writer:
     CHECKPOINT_SECONDS = 0.5  # at most this often, each right after a commit
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
-        self.conn = conn
+    def __init__(self, path: Path, synchronous: str = "normal") -> None:
         self.path = path
-        self._waiting: deque[_Pending] = deque()
-        self._wakeup = asyncio.Event()
-        self._closing = False
-        self._task: asyncio.Task[None] | None = None
-        self._checkpointer: asyncio.Task[None] | None = None
-        self._checkpoint_due = asyncio.Event()
+        self.synchronous = synchronous
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        self._checkpointer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-checkpoint")
+        self._conn: sqlite3.Connection | None = None  # used on the writer thread only
+        self._checkpoint_conn: sqlite3.Connection | None = None  # used on the checkpoint thread only
+        self._checkpoint_running = threading.Event()
         self._last_checkpoint = 0.0
+        self._last: asyncio.Future[None] | None = None  # the newest queued commit
+        self.failures = 0  # commits nobody waited for that failed (each is logged)
 
     async def commit(self, batch: Batch) -> None:
-        if not batch:
-            return
-        await self._start()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Pending(batch, done))
-        self._wakeup.set()
-        await asyncio.shield(done)  # a cancelled caller does not undo a queued commit
+        """Write the batch in one transaction, after every batch queued before it, and wait for it."""
+        if batch:
+            await asyncio.shield(self._queue(batch))  # a cancelled caller does not undo a queued commit
+
+    def commit_soon(self, batch: Batch) -> None:
+        """Queue the batch without waiting; a failure is logged and counted."""
+        if batch:
+            self._queue(batch).add_done_callback(self._report)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written (failures were reported to their callers)."""
+        if self._last is not None:
+            await asyncio.wait([self._last])
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._closing = True
-            self._wakeup.set()
-            await self._task
-            self._task = None
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
-            await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await self.flush()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._checkpointer, self._close_checkpointer)
+        await loop.run_in_executor(self._thread, self._close_writer)
+        self._thread.shutdown()
+        self._checkpointer.shutdown()
 
-    def _take_waiting(self) -> list[_Pending]:
-        taken = list(self._waiting)
-        self._waiting.clear()
-        return taken
+    def _queue(self, batch: Batch) -> asyncio.Future[None]:
+        statements = list(batch.statements())  # rows are built here, on the event loop's thread
+        future = asyncio.get_running_loop().run_in_executor(self._thread, self._write, statements)
+        self._last = future
+        return future
 
-    async def _start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="store-writer")
-            # Checkpoints are the writer's now: the automatic one stays only as a backstop.
-            await self.conn.execute("PRAGMA wal_autocheckpoint=20000")
-            self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="store-checkpoint")
+    def _report(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self.failures += 1
+            log.error("a background commit failed: %s", future.exception())
 
-    async def _loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            group = self._take_waiting()  # group commit: everything waiting goes in
-            if group:
-                await self._write_group(group)
-            if self._closing and not self._waiting:
-                return
+    # -- on the writer thread ------------------------------------------------------------------------------
 
-    async def _write_group(self, group: list[_Pending]) -> None:
-        tx = Transaction(self.conn)
-        tx.waiters = [p.done for p in group]
+    def _write(self, statements: Statements) -> None:
+        if self._conn is None:
+            self._conn = connect(self.path, self.synchronous)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            await self.conn.execute("BEGIN IMMEDIATE")  # alone: were it to fail, queued statements would autocommit
-            for pending in group:
-                tx.add(pending.batch)
-            await tx.finish()
-        except Exception as exc:  # report to every waiter; the writer stays alive
-            with contextlib.suppress(sqlite3.Error):
-                await self.conn.execute("ROLLBACK")
-            tx.settle(exc)
-            return
-        await self.conn.execute("COMMIT")
-        tx.settle(None)
-        self._committed()
-
-    def _committed(self) -> None:
+            for sql, rows in statements:
+                conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         now = time.monotonic()
-        if now - self._last_checkpoint >= self.CHECKPOINT_SECONDS:
+        if now - self._last_checkpoint >= self.CHECKPOINT_SECONDS and not self._checkpoint_running.is_set():
             self._last_checkpoint = now
-            self._checkpoint_due.set()
+            self._checkpoint_running.set()
+            self._checkpointer.submit(self._checkpoint)
 
-    async def _checkpoint_loop(self) -> None:
-        """PASSIVE checkpoints on a second connection (its own thread), started right after a
-        commit: SQLite's automatic checkpoint would run inside a commit and fsync there, a 20-30 ms
-        stall every few ticks with hundreds of bots."""
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+    def _close_writer(self) -> None:
+        if self._conn is None:
+            self._conn = connect(self.path, self.synchronous)
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.close()
+        self._conn = None
+
+    # -- on the checkpoint thread -------------------------------------------------------------------------
+
+    def _checkpoint(self) -> None:
+        """PASSIVE: copies what no reader still needs and never blocks the writer; SQLite's automatic
+        checkpoint would run inside a commit and fsync there (20-30 ms with hundreds of bots)."""
         try:
-            await conn.execute("PRAGMA busy_timeout=10000")
-            while True:
-                await self._checkpoint_due.wait()
-                self._checkpoint_due.clear()
-                try:
-                    await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:  # a busy database: try again next round
-                    log.warning("WAL checkpoint failed: %s", exc)
+            if self._checkpoint_conn is None:
+                self._checkpoint_conn = connect(self.path, self.synchronous)
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # a busy database: the next round tries again
+            log.warning("WAL checkpoint failed: %s", exc)
         finally:
-            await conn.close()
+            self._checkpoint_running.clear()
 
+    def _close_checkpointer(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
