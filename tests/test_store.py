@@ -8,7 +8,7 @@ import pytest
 
 from tui_trader.config import BotSpec
 from tui_trader.model import (
-    BotState, Candle, Decision, DecisionType, Fill, Liquidity, Order, OrderPurpose, OrderRequest, OrderStatus, OrderType,
+    BotState, Candle, Decision, DecisionType, EquitySnapshot, Fill, Liquidity, Order, OrderPurpose, OrderRequest, OrderStatus, OrderType,
     Phase, Position, Side,
 )
 from tui_trader.store import Batch, BotExists, SchemaError, Store
@@ -78,6 +78,28 @@ async def test_batch_is_one_transaction_and_exact(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         await store.commit(bad)
     assert len(await store.decisions(bot.id)) == 1
+    await store.close()
+
+
+async def test_queued_log_commits_keep_order_and_survive_a_failure(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = await Store.open(tmp_path)
+    bot = await store.add_bot(SPEC, 1)
+
+    def decision(ts: int, bot_id: int = bot.id) -> Decision:
+        return Decision(bot_id, ts, Phase.SCAN, DecisionType.NO_SETUP, f"at {ts}", {"ts": ts} if ts % 2 else {})
+
+    store.commit_soon(Batch(decisions=[decision(1), decision(2)],
+                            equity=[EquitySnapshot(bot.id, 2, D("1000.50"), D("0.5"), D("-0.25"), D("0.00000001"))]))
+    store.commit_soon(Batch(decisions=[decision(3, bot_id=9999)]))  # unknown bot: fails, nobody waits for it
+    store.commit_soon(Batch(decisions=[decision(4)]))
+    await store.commit(Batch(decisions=[decision(5)]))  # waits for its own transaction, queued last
+    async with store.conn.execute("SELECT ts, summary, details FROM bot_decisions ORDER BY id") as cur:
+        assert await cur.fetchall() == [(1, "at 1", '{"ts":1}'), (2, "at 2", "{}"), (4, "at 4", "{}"), (5, "at 5", '{"ts":5}')]
+    async with store.conn.execute("SELECT equity, realized_pnl, unrealized_pnl, fees FROM equity_snapshots") as cur:
+        assert await cur.fetchall() == [("1000.50", "0.5", "-0.25", "1E-8")]  # Decimal strings, unchanged
+    assert store.writer.failures == 1 and "background commit failed" in caplog.text
+    store.commit_soon(Batch(decisions=[decision(6)]))
+    assert [d.ts for _, d in await store.decisions(bot.id)] == [1, 2, 4, 5, 6]  # reads flush first
     await store.close()
 
 
