@@ -15,7 +15,7 @@ from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Str
 
 BTC = Instrument("BTCUSDT", D("0.1"), D("0.001"), D("0.001"), D(5), D(100))
 RISK = RiskProfile(risk_per_trade_pct=1, stop_atr_mult=2, take_profit_r=2, max_leverage=10, max_position_pct=1000)
-PROFILE = BotProfile(1, "b", "BTCUSDT", "1m", D(10000), 1, RISK, BTC, D("0.00055"), 180_000)
+PROFILE = BotProfile(1, "b", "BTCUSDT", "1m", D(10000), 1, RISK, BTC, D("0.00055"), 180_000, 60_000)
 
 
 class Plan(Strategy):

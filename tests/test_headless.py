@@ -177,12 +177,19 @@ def test_restart_keeps_every_record_and_continues_the_market(tmp_path: Path, hea
     states = {b["name"]: (b["state"], b["state_reason"]) for b in s2["bots"]}
     assert states["btc-position-1h"] == ("PAUSED", "restart test")
     assert all(states[n] == ("RUNNING", "") for n in DEMO_BOTS if n != "btc-position-1h")
-    # positions: unchanged unless the bot traded again
+    # positions: unchanged unless the bot traded again, or moved its stop (to the last STOP_MOVED's level)
     old_fills = {f["fill_id"] for f in s1["fills"]}
     new_fill_bots = {f["bot_id"] for f in s2["fills"] if f["fill_id"] not in old_fills}
+    last_decision1 = max(d["id"] for d in s1["bot_decisions"])
+    moved = {d["bot_id"]: json.loads(d["details"])["new"] for d in s2["bot_decisions"]
+             if d["id"] > last_decision1 and d["decision_type"] == "STOP_MOVED"}
     for (bid,), pos in by_key(s1["positions"], "bot_id").items():
         if bid not in new_fill_bots:
-            assert by_key(s2["positions"], "bot_id")[(bid,)] == pos, f"position of bot {bid} changed without a fill"
+            now = dict(by_key(s2["positions"], "bot_id")[(bid,)])
+            if bid in moved:
+                assert now["stop_price"] == moved[bid], f"bot {bid}: stored stop is not the last one moved to"
+                now["stop_price"] = pos["stop_price"]
+            assert now == pos, f"position of bot {bid} changed without a fill"
     ledger2 = by_key(s2["ledgers"], "bot_id")
     for (bid,), lg in by_key(s1["ledgers"], "bot_id").items():
         assert (bid,) in ledger2, f"ledger of bot {bid} lost"

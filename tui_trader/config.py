@@ -61,20 +61,58 @@ class Timeframe(StrEnum):
 
 
 class RiskProfile(Strict):
-    """How much a bot risks and how far its stops sit. Presets below; custom ones in [risk_profiles]."""
+    """How much a bot risks, how its stops move and when it stops itself. Presets below; custom
+    ones in [risk_profiles]. A limit left out (None or 0) is off."""
 
+    # sizing
     risk_per_trade_pct: float = Field(gt=0, le=10, description="% of the bot's equity lost if the stop is hit")
     stop_atr_mult: float = Field(gt=0, le=20, description="stop distance in ATR multiples")
-    take_profit_r: float = Field(gt=0, le=20, description="take-profit distance in multiples of the stop distance")
+    take_profit_r: float = Field(gt=0, le=20, description="take-profit distance in multiples of the stop distance (R)")
     max_leverage: float = Field(ge=1, le=100)
     max_position_pct: float = Field(gt=0, le=10_000, description="max position notional, % of virtual capital")
+    # stop management (stops only ever tighten)
+    breakeven_r: float = Field(default=0, ge=0, le=20, description="move the stop to entry plus fees once the close is this many R in favour; 0 = off")
+    trail_activation_r: float = Field(default=0, ge=0, le=20, description="start trailing once the close is this many R in favour")
+    trail_atr_mult: float = Field(default=0, ge=0, le=20, description="trailing distance from the candle's extreme in ATR; 0 = off")
+    time_stop_bars: int = Field(default=0, ge=0, le=100_000, description="close a position held this many candles; 0 = off")
+    # gates and automatic actions
+    max_open_positions: int | None = Field(default=None, ge=1, description="no new entry while this many positions are open across the portfolio")
+    daily_loss_pct: float | None = Field(default=None, gt=0, le=100, description="pause when equity falls this % below the day's starting equity (UTC day)")
+    max_drawdown_pct: float | None = Field(default=None, gt=0, le=100, description="pause when equity falls this % below its high-water mark")
+    cooldown_losses: int = Field(default=0, ge=0, le=1000, description="after this many consecutive losing trades, no entries for cooldown_candles; 0 = off")
+    cooldown_candles: int = Field(default=0, ge=0, le=100_000)
+    daily_loss_resume: Literal["next_day", "operator"] = Field(default="next_day", description="who resumes a bot paused by its daily loss")
+    drawdown_resume: Literal["next_day", "operator"] = Field(default="operator", description="who resumes a bot paused by its drawdown")
+
+    @model_validator(mode="after")
+    def _check_cooldown(self) -> RiskProfile:
+        if self.cooldown_losses and not self.cooldown_candles:
+            raise ValueError("cooldown_candles must be at least 1 when cooldown_losses is set")
+        return self
 
 
 RISK_PRESETS: dict[str, RiskProfile] = {
-    "cautious": RiskProfile(risk_per_trade_pct=0.5, stop_atr_mult=2.5, take_profit_r=2.0, max_leverage=2, max_position_pct=100),
-    "balanced": RiskProfile(risk_per_trade_pct=1.0, stop_atr_mult=2.0, take_profit_r=2.0, max_leverage=3, max_position_pct=200),
-    "aggressive": RiskProfile(risk_per_trade_pct=2.0, stop_atr_mult=1.5, take_profit_r=1.5, max_leverage=5, max_position_pct=400),
+    "cautious": RiskProfile(
+        risk_per_trade_pct=0.5, stop_atr_mult=2.5, take_profit_r=2.0, max_leverage=2, max_position_pct=100,
+        breakeven_r=1.0, trail_activation_r=1.5, trail_atr_mult=2.5, max_open_positions=10,
+        daily_loss_pct=2, max_drawdown_pct=6, cooldown_losses=3, cooldown_candles=60),
+    "balanced": RiskProfile(
+        risk_per_trade_pct=1.0, stop_atr_mult=2.0, take_profit_r=2.0, max_leverage=3, max_position_pct=200,
+        breakeven_r=1.0, trail_activation_r=1.0, trail_atr_mult=2.0, max_open_positions=25,
+        daily_loss_pct=4, max_drawdown_pct=10, cooldown_losses=4, cooldown_candles=30),
+    "aggressive": RiskProfile(
+        risk_per_trade_pct=2.0, stop_atr_mult=1.5, take_profit_r=1.5, max_leverage=5, max_position_pct=400,
+        breakeven_r=0.75, trail_activation_r=0.75, trail_atr_mult=1.5, max_open_positions=50,
+        daily_loss_pct=8, max_drawdown_pct=20, cooldown_losses=5, cooldown_candles=15),
 }
+
+
+class PortfolioSettings(Strict):
+    """Limits over all bots together; percentages are of the total virtual capital."""
+
+    stop_pct: float = Field(default=5.0, gt=0, le=100, description="flatten every bot and halt when total equity is this % below its high-water mark")
+    max_exposure_pct: float = Field(default=300, gt=0, le=100_000, description="sum of open position notionals")
+    max_symbol_net_pct: float = Field(default=150, gt=0, le=100_000, description="net (long minus short) notional on one symbol")
 
 
 class BotSpec(Strict):
@@ -165,6 +203,7 @@ class AppConfig(Strict):
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     market: MarketSettings
     store: StoreSettings = Field(default_factory=StoreSettings)
+    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
     risk_profiles: dict[str, RiskProfile] = Field(default_factory=dict)
     bots: list[BotSpec] = Field(default_factory=list)
 

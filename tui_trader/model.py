@@ -113,6 +113,7 @@ class DecisionType(enum.StrEnum):
     TRADE_ENTERED = "TRADE_ENTERED"
     TRADE_EXITED = "TRADE_EXITED"
     STOP_MOVED = "STOP_MOVED"
+    COOLDOWN = "COOLDOWN"  # a loss streak started a pause in entries
     REGIME_CHANGED = "REGIME_CHANGED"
     STRATEGY_SWITCHED = "STRATEGY_SWITCHED"
     STATE_CHANGED = "STATE_CHANGED"
@@ -261,6 +262,7 @@ class Position:
     target_price: Decimal | None = None
     opened_ts: int = 0
     entry_fees: Decimal = ZERO  # fees paid on the legs that opened what is still open
+    initial_stop: Decimal | None = None  # the stop it was opened with: entry to it is 1R
 
     @property
     def is_open(self) -> bool:

@@ -11,6 +11,8 @@ Pure: one tracker per (symbol, timeframe), shared by every bot that trades it.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from tui_trader.indicators import Stream, is_nan
@@ -43,7 +45,7 @@ class RegimeFeatures:
 
 class RegimeTracker:
     __slots__ = ("settings", "regime", "features", "features_dict", "_adx", "_natr", "_bb", "_ema", "_emas",
-                 "_natr_base", "_width_base", "_candidate", "_candidate_bars", "bars")
+                 "_natr_base", "_width_base", "_candidate", "_candidate_bars", "bars", "_last_close")
 
     def __init__(self, settings: RegimeSettings | None = None) -> None:
         self.settings = settings or RegimeSettings()
@@ -60,9 +62,17 @@ class RegimeTracker:
         self._candidate = Regime.UNKNOWN
         self._candidate_bars = 0
         self.bars = 0
+        self._last_close = math.nan
+
+    @property
+    def atr(self) -> float:
+        """The last candle's ATR(14) in price units (NaN until warm), for stop management."""
+        natr = self._natr.value
+        return natr * self._last_close / 100 if isinstance(natr, float) else math.nan
 
     def update(self, candle: Candle) -> Regime:
         """Take a closed candle; return the (possibly new) regime."""
+        self._last_close = candle.close
         self.bars += 1
         adx = self._adx.update(candle)
         natr = self._natr.update(candle)

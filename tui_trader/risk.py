@@ -1,4 +1,5 @@
-"""Position sizing and protective levels. Pure: no I/O, no clock.
+"""Position sizing, protective levels, stop management, loss limits and exposure
+caps. Pure: no I/O, no clock; the live engine and backtests use the same code.
 
 quantity = risk amount / stop distance, where the risk amount is the profile's
 share of the bot's equity; then capped by the maximum position notional, by the
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tui_trader.config import RiskProfile
-from tui_trader.model import Instrument, Side
+from tui_trader.model import ZERO, Instrument, Side
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +77,125 @@ def size_position(side: Side, entry: Decimal, stop: Decimal, target: Decimal, eq
         return Sizing(Decimal(0), stop, target,
                       f"notional {qty * entry:.2f} USDT (capped by {binding}) is below the minimum {instrument.min_notional} USDT", details)
     return Sizing(qty, stop, target, "", details)
+
+
+# -- stop management ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StopMove:
+    stop: Decimal
+    rule: str  # breakeven | trailing
+    detail: str
+
+
+def tightened_stop(side: Side, entry: Decimal, stop: Decimal | None, initial_stop: Decimal | None, close: Decimal,
+                   extreme: float, atr: float, profile: RiskProfile, instrument: Instrument,
+                   taker_fee: Decimal) -> StopMove | None:
+    """The tighter stop the break-even and trailing rules ask for at this close, or None.
+
+    R is the distance from entry to the initial stop; both rules wait until the close is their
+    number of R in favour. Break-even puts the stop at entry plus both legs' taker fees; the
+    trailing stop sits `trail_atr_mult` ATR behind the candle's extreme (high for a long). A
+    candidate is taken only when it is tighter than the current stop and still on the losing
+    side of the close, so a stop never loosens and never triggers on the bar that moved it.
+    """
+    if stop is None or initial_stop is None:
+        return None
+    sign = side.sign
+    risk = float((entry - initial_stop) * sign)
+    if risk <= 0:
+        return None
+    favour = float((close - entry) * sign) / risk  # in R
+    best: StopMove | None = None
+    if profile.breakeven_r and favour >= profile.breakeven_r:
+        level = instrument.round_price(entry * (1 + sign * 2 * taker_fee), side)  # rounds away from the entry
+        best = _tighter(best, side, stop, close, StopMove(
+            level, "breakeven", f"close {favour:.2f}R in favour (>= {profile.breakeven_r:g}R): stop to entry {entry} plus fees"))
+    if profile.trail_atr_mult and atr > 0 and favour >= profile.trail_activation_r:
+        distance = atr * profile.trail_atr_mult
+        level = instrument.round_price(extreme - sign * distance, side.opposite)  # rounds toward the extreme's far side
+        best = _tighter(best, side, stop, close, StopMove(
+            level, "trailing", f"{profile.trail_atr_mult:g} ATR ({distance:.6g}) from the {'high' if sign > 0 else 'low'}"
+                               f" {extreme:.8g}; close {favour:.2f}R in favour"))
+    return best
+
+
+def _tighter(best: StopMove | None, side: Side, stop: Decimal, close: Decimal, candidate: StopMove) -> StopMove | None:
+    level, sign = candidate.stop, side.sign
+    if level <= 0 or (level - stop) * sign <= 0 or (close - level) * sign <= 0:
+        return best
+    return candidate if best is None or (level - best.stop) * sign > 0 else best
+
+
+# -- P&L limits ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LossLimits:
+    """A profile's loss limits as exact fractions (built once per bot, compared every candle)."""
+
+    daily_loss: Decimal | None
+    drawdown: Decimal | None
+
+    @classmethod
+    def of(cls, profile: RiskProfile) -> LossLimits:
+        return cls(_fraction(profile.daily_loss_pct), _fraction(profile.max_drawdown_pct))
+
+
+def _fraction(pct: float | None) -> Decimal | None:
+    return None if pct is None else Decimal(repr(pct)) / 100
+
+
+def loss_breach(equity: Decimal, day_start_equity: Decimal, high_water: Decimal,
+                limits: LossLimits) -> tuple[str, str] | None:
+    """("daily_loss" | "drawdown", reason with the numbers) once a loss reaches its limit (>=)."""
+    if limits.daily_loss is not None:
+        loss, limit = day_start_equity - equity, day_start_equity * limits.daily_loss
+        if loss >= limit:
+            return "daily_loss", (f"today's loss {loss:.2f} USDT reached the limit {limit:.2f}"
+                                  f" ({limits.daily_loss * 100:g}% of the day's starting equity {day_start_equity:.2f})")
+    if limits.drawdown is not None:
+        drawdown, limit = high_water - equity, high_water * limits.drawdown
+        if drawdown >= limit:
+            return "drawdown", (f"drawdown {drawdown:.2f} USDT reached the limit {limit:.2f}"
+                                f" ({limits.drawdown * 100:g}% of the high-water equity {high_water:.2f})")
+    return None
+
+
+# -- portfolio exposure ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Exposure:
+    """Open positions across the portfolio at the tick's marks, and the caps the guard checks
+    entries against. The engine adds each entry it stages, so bots later in the same tick see it."""
+
+    total_capital: Decimal
+    gross_cap: Decimal  # sum of |notional|
+    symbol_cap: Decimal  # |net notional| per symbol
+    open_positions: int = 0
+    gross: Decimal = ZERO
+    net: dict[str, Decimal] = field(default_factory=dict)  # signed notional by symbol
+    stop_reason: str = ""  # set when the portfolio stop tripped: no entry passes
+
+    def add(self, symbol: str, signed_notional: Decimal, opens: bool) -> None:
+        self.gross += abs(signed_notional)
+        self.net[symbol] = self.net.get(symbol, ZERO) + signed_notional
+        self.open_positions += opens
+
+    def breach(self, symbol: str, signed_before: Decimal, signed_after: Decimal, opens: bool,
+               max_open: int | None) -> tuple[str, str] | None:
+        """The first portfolio cap an entry moving this bot's notional from before to after breaks."""
+        if opens and max_open is not None and self.open_positions >= max_open:
+            return "max_open_positions", f"{self.open_positions} positions open across the portfolio (limit {max_open})"
+        gross = self.gross - abs(signed_before) + abs(signed_after)
+        if gross > self.gross_cap and gross > self.gross:
+            return "portfolio_exposure", (f"gross exposure would be {gross:.2f} USDT, above the cap {self.gross_cap:.2f}"
+                                          f" (now {self.gross:.2f})")
+        net_now = self.net.get(symbol, ZERO)
+        net = net_now - signed_before + signed_after
+        if abs(net) > self.symbol_cap and abs(net) > abs(net_now):
+            return "symbol_exposure", (f"net {symbol} exposure would be {net:+.2f} USDT, beyond the cap"
+                                       f" {self.symbol_cap:.2f} (now {net_now:+.2f})")
+        return None

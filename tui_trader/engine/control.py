@@ -56,6 +56,8 @@ class Control:
         self.flattening: set[int] = set()  # bots in FLATTENING: finish_flattening looks only when there are some
 
     stage: Callable[[BotRuntime, Intent, Batch, list[tuple[BotRuntime, Intent]]], None]
+    rebase_limits: Callable[[BotRuntime], None]
+    rebase_portfolio: Callable[[], None]
     send: Callable[[list[tuple[BotRuntime, Intent]]], Awaitable[None]]
     record_decision: Callable[[BotRuntime, Decision, Batch], None]
 
@@ -145,6 +147,7 @@ class Control:
             if rebuilt.cycle is None:
                 raise CommandError(f"{bot.name} cannot resume: {rebuilt.state_reason}")
             await self._rewarm(bot, rebuilt)
+        self.rebase_limits(bot)
         await self._transition(bot, BotState.RUNNING, "resume", source, reason)
         return f"{bot.name} resumed"
 
@@ -195,6 +198,8 @@ class Control:
         if self.global_state is BotState.FLATTENING:
             raise CommandError("the portfolio is still FLATTENING; resume once it is HALTED")
         batch = Batch()
+        self.rebase_portfolio()
+        batch.meta["portfolio_high_pnl"] = str(self.portfolio_high_pnl)  # type: ignore[attr-defined]
         self.set_global(BotState.RUNNING, "resume_all", source, reason or "resumed", batch)
         await self.store.commit(batch)
         return "portfolio resumed"

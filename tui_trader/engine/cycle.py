@@ -8,7 +8,9 @@ that reaches a verdict writes a decision, including why nothing was done.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +29,7 @@ from tui_trader.model import (
     Regime,
     Side,
 )
-from tui_trader.risk import protective_levels, size_position
+from tui_trader.risk import Exposure, LossLimits, loss_breach, protective_levels, size_position, tightened_stop
 from tui_trader.strategy import MarketContext, NoSetup, Setup, Strategy
 
 
@@ -45,10 +47,15 @@ class BotProfile:
     instrument: Instrument
     taker_fee: Decimal
     stale_after_ms: int
+    timeframe_ms: int
+    leverage: Decimal = field(init=False)
+    limits: LossLimits = field(init=False)
+    position_cap: Decimal = field(init=False)  # max position notional in USDT
 
-    @property
-    def leverage(self) -> Decimal:
-        return min(Decimal(repr(self.risk.max_leverage)), self.instrument.max_leverage)
+    def __post_init__(self) -> None:  # derived once: the cycle reads them every candle
+        object.__setattr__(self, "leverage", min(Decimal(repr(self.risk.max_leverage)), self.instrument.max_leverage))
+        object.__setattr__(self, "limits", LossLimits.of(self.risk))
+        object.__setattr__(self, "position_cap", self.capital * Decimal(repr(self.risk.max_position_pct)) / 100)
 
 
 @dataclass(slots=True)  # not frozen: built per bot per candle, and frozen init costs ~2x
@@ -66,6 +73,11 @@ class CycleContext:
     has_open_entry: bool
     has_open_exit: bool
     next_seq: int
+    day_start_equity: Decimal = Decimal(0)  # the daily loss limit's base
+    high_water: Decimal = Decimal(0)  # the drawdown limit's base
+    cooldown_until: int = 0  # no entries before this market time
+    exposure: Exposure | None = None  # the portfolio's; the cycle adds the entry it places
+    atr: float = math.nan  # of the bot's timeframe (the regime tracker's NATR times the close)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +87,23 @@ class PlaceOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class MoveStop:
+    """Tighten the position's stop (the exchange-side one too, where the exchange keeps it)."""
+
+    bot_id: int
+    symbol: str
+    stop: Decimal
+    target: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
 class CancelOrders:
     bot_id: int
     symbol: str
     reason: str
 
 
-Intent = PlaceOrder | CancelOrders
+Intent = PlaceOrder | CancelOrders | MoveStop
 
 
 @dataclass(slots=True)
@@ -216,7 +238,9 @@ class BotCycle:
             return True
 
         # 7. guard
-        blocked = self._guard(candle, ctx)
+        before = ctx.position.qty * entry if reversing else Decimal(0)
+        after = found.side.sign * sizing.qty * entry
+        blocked = self._guard(candle, ctx, before, after, reversing)
         if blocked:
             gate, reason = blocked
             decide(Phase.GUARD, DecisionType.RISK_BLOCKED, f"{gate}: {reason}", gate=gate, qty=str(sizing.qty))
@@ -227,6 +251,8 @@ class BotCycle:
         request = OrderRequest(client_order_id(bot.bot_id, ctx.next_seq), bot.bot_id, bot.symbol, found.side,
                                OrderType.MARKET, qty, OrderPurpose.ENTRY, stop_loss=stop, take_profit=target)
         out.intents.append(PlaceOrder(request, ctx.next_seq))
+        if ctx.exposure is not None:
+            ctx.exposure.add(bot.symbol, after - before, opens=not reversing)
         return False
 
     def _log_events(self, decide: Any) -> None:
@@ -234,16 +260,38 @@ class BotCycle:
             decide(Phase.SCAN, DecisionType.STRATEGY_SWITCHED, event.summary, **event.details)
 
     def _manage(self, candle: Candle, ctx: CycleContext, market: MarketContext, out: CycleResult, decide: Any) -> None:
-        position = ctx.position
-        mark = self.bot.instrument.round_price(candle.close)
+        position, bot = ctx.position, self.bot
+        mark = bot.instrument.round_price(candle.close)
         if ctx.state is BotState.FLATTENING:
             decide(Phase.MANAGE, DecisionType.HOLD, f"flattening: {describe_position(position, mark)}")
             return
         reason = self.strategy.exit(market)
-        if reason is None:
-            decide(Phase.MANAGE, DecisionType.HOLD, f"holding {describe_position(position, mark)}")
+        limit = bot.risk.time_stop_bars
+        if reason is None and limit:
+            held = (candle.close_ts - position.opened_ts) // bot.timeframe_ms
+            if held >= limit:
+                reason = f"time stop: held {held} candles (limit {limit})"
+        if reason is not None:
+            self._exit(ctx, reason, out, decide)
             return
-        self._exit(ctx, reason, out, decide)
+        if not self._move_stop(candle, ctx, mark, out, decide):
+            decide(Phase.MANAGE, DecisionType.HOLD, f"holding {describe_position(position, mark)}")
+
+    def _move_stop(self, candle: Candle, ctx: CycleContext, mark: Decimal, out: CycleResult, decide: Any) -> bool:
+        """Break-even and trailing: a STOP_MOVED decision and intent when the stop tightens."""
+        position, bot = ctx.position, self.bot
+        if not ctx.state.allows_exits or ctx.has_open_exit or position.stop_price is None:
+            return False
+        side = Side.BUY if position.qty > 0 else Side.SELL
+        move = tightened_stop(side, position.entry_price, position.stop_price, position.initial_stop, mark,
+                              candle.high if side is Side.BUY else candle.low, ctx.atr, bot.risk, bot.instrument,
+                              bot.taker_fee)
+        if move is None:
+            return False
+        decide(Phase.MANAGE, DecisionType.STOP_MOVED, f"{move.rule} stop {position.stop_price} -> {move.stop}: {move.detail}",
+               rule=move.rule, old=str(position.stop_price), new=str(move.stop))
+        out.intents.append(MoveStop(bot.bot_id, bot.symbol, move.stop, position.target_price))
+        return True
 
     def _exit(self, ctx: CycleContext, reason: str, out: CycleResult, decide: Any) -> None:
         if ctx.has_open_exit:
@@ -256,14 +304,31 @@ class BotCycle:
             decide(Phase.MANAGE, DecisionType.EXIT_SIGNAL, f"exit: {reason}", **self.strategy.indicators())
             out.intents.append(close_position(self.bot, ctx.position, ctx.next_seq, OrderPurpose.EXIT))
 
-    def _guard(self, candle: Candle, ctx: CycleContext) -> tuple[str, str] | None:
-        """The first gate that blocks a new entry: (gate, reason)."""
+    def _guard(self, candle: Candle, ctx: CycleContext, before: Decimal, after: Decimal,
+               reversing: bool) -> tuple[str, str] | None:
+        """The first gate that blocks a new entry: (gate, reason with its numbers). `before` and
+        `after` are the bot's signed notional without and with the entry."""
+        bot, exposure = self.bot, ctx.exposure
+        if exposure is not None and exposure.stop_reason:
+            return "portfolio_stop", exposure.stop_reason
+        breach = loss_breach(ctx.equity, ctx.day_start_equity, ctx.high_water, bot.limits)
+        if breach is not None:
+            return breach
         if not ctx.state.allows_entries:
             why = f" ({ctx.state_reason})" if ctx.state_reason else ""
             return "bot_state", f"{ctx.state.value}{why}: no new entries"
+        if ctx.now_ts < ctx.cooldown_until:
+            left = -(-(ctx.cooldown_until - ctx.now_ts) // bot.timeframe_ms)
+            until = datetime.fromtimestamp(ctx.cooldown_until / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            return "cooldown", f"after {bot.risk.cooldown_losses} consecutive losses: no entries for {left} more candles (until {until})"
         age = ctx.now_ts - candle.close_ts
-        if age > self.bot.stale_after_ms:
-            return "stale_data", f"candle closed {age // 1000}s before the market clock (limit {self.bot.stale_after_ms // 1000}s)"
+        if age > bot.stale_after_ms:
+            return "stale_data", f"candle closed {age // 1000}s before the market clock (limit {bot.stale_after_ms // 1000}s)"
         if ctx.has_open_entry:
             return "pending_entry", "an entry order is already working"
+        if abs(after) > bot.position_cap:
+            return "bot_exposure", (f"position notional {abs(after):.2f} USDT above the bot's cap {bot.position_cap:.2f}"
+                                    f" ({bot.risk.max_position_pct:g}% of capital {bot.capital})")
+        if exposure is not None:
+            return exposure.breach(bot.symbol, before, after, not reversing, bot.risk.max_open_positions)
         return None

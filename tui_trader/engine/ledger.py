@@ -20,12 +20,17 @@ class BotLedger:
     fees: Decimal = ZERO
     trades: int = 0
     wins: int = 0
-    high_water: Decimal = ZERO
+    high_water: Decimal = ZERO  # highest equity seen (the drawdown limit's base)
+    day_start: int = 0  # UTC midnight (ms) of the current trading day; 0 before the first candle
+    day_start_equity: Decimal = ZERO  # equity when that day began (the daily loss limit's base)
+    loss_streak: int = 0
+    cooldown_until: int = 0
     position: Position = field(init=False)
 
     def __post_init__(self) -> None:
         self.position = Position(self.bot_id, self.symbol)
         self.high_water = max(self.high_water, self.capital)
+        self.day_start_equity = self.day_start_equity or self.capital
 
     @property
     def wallet(self) -> Decimal:
@@ -36,11 +41,14 @@ class BotLedger:
         return self.wallet + (self.position.unrealized_pnl(mark) if mark is not None else ZERO)
 
     def record(self) -> LedgerRecord:
-        return LedgerRecord(self.bot_id, self.realized_pnl, self.fees, self.trades, self.wins, self.high_water)
+        return LedgerRecord(self.bot_id, self.realized_pnl, self.fees, self.trades, self.wins, self.high_water,
+                            self.day_start, self.day_start_equity, self.loss_streak, self.cooldown_until)
 
     def restore(self, record: LedgerRecord, position: Position | None) -> None:
         self.realized_pnl, self.fees = record.realized_pnl, record.fees
         self.trades, self.wins, self.high_water = record.trades, record.wins, record.high_water
+        self.day_start, self.day_start_equity = record.day_start, record.day_start_equity or self.wallet
+        self.loss_streak, self.cooldown_until = record.loss_streak, record.cooldown_until
         if position is not None:
             self.position = position
 
@@ -62,6 +70,7 @@ class BotLedger:
         self.realized_pnl += pnl
         self.trades += 1
         self.wins += trade.net_pnl > 0
+        self.loss_streak = self.loss_streak + 1 if trade.net_pnl < 0 else 0
         remaining = abs(pos.qty) - closing
         if remaining:
             pos.qty = remaining * entry_side.sign

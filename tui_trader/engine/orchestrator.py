@@ -21,15 +21,16 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 
 from tui_trader.config import AppConfig
-from tui_trader.engine.control import Control
-from tui_trader.engine.cycle import CancelOrders, CycleContext, Intent, PlaceOrder, describe_position
+from tui_trader.engine.cycle import CancelOrders, CycleContext, Intent, MoveStop, PlaceOrder, describe_position
 from tui_trader.engine.events import DecisionEvent, EventBus, FillEvent, TickEvent, TradeEvent
 from tui_trader.engine.restore import restore_engine
+from tui_trader.engine.risk_control import RiskControl
 from tui_trader.engine.runtime import BotRuntime, effective_state
 from tui_trader.engine.warmup import BotFactory
 from tui_trader.exchange.base import Exchange
@@ -50,6 +51,7 @@ from tui_trader.model import (
     Phase,
 )
 from tui_trader.regime import RegimeTracker
+from tui_trader.risk import Exposure, loss_breach
 from tui_trader.store import Batch, Store
 from tui_trader.strategy import StrategyRegistry
 
@@ -70,7 +72,7 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-class Engine(Control):
+class Engine(RiskControl):
     def __init__(self, config: AppConfig, store: Store, exchange: Exchange, feed: CandleFeed,
                  registry: StrategyRegistry) -> None:
         super().__init__()
@@ -171,13 +173,16 @@ class Engine(Control):
                 closed.extend(self.aggregator.add(candle))
             batch.candles.extend(closed)
             self._book_exchange_events(batch)
-            pending = self._run_cycles(closed, batch)
+            pending: list[tuple[BotRuntime, Intent]] = []
+            exposure = self.risk_pass(batch, pending)
+            self._run_cycles(closed, batch, pending, exposure)
             log = batch.take_log()
             await self.store.commit(batch)
             await self.send(pending, log)
             self.store.commit_soon(log)  # written while the loop goes on; ordered before the next commit
 
-    def _run_cycles(self, closed: Iterable[Candle], batch: Batch) -> list[tuple[BotRuntime, Intent]]:
+    def _run_cycles(self, closed: Iterable[Candle], batch: Batch, pending: list[tuple[BotRuntime, Intent]],
+                    exposure: Exposure) -> None:
         closed = list(closed)
         for candle in closed:
             key = (candle.symbol, candle.timeframe)
@@ -187,7 +192,6 @@ class Engine(Control):
             for bot in self._reads.get(key, ()):
                 if bot.cycle is not None and bot.state is not BotState.ERROR:
                     bot.cycle.on_other_timeframe(candle)
-        pending: list[tuple[BotRuntime, Intent]] = []
         every = self.config.store.equity_every_candles
         idle = (BotState.STOPPED, BotState.ERROR)
         record, stage, decisions = self.record_decision, self.stage, batch.decisions
@@ -199,16 +203,15 @@ class Engine(Control):
             tracker = self.regimes.get(key)
             regime = tracker.regime if tracker else None
             features = tracker.features_dict if tracker else None
+            atr = tracker.atr if tracker else math.nan
             for bot in self._own.get(key, ()):
                 cycle = bot.cycle
                 if cycle is None or bot.state in idle:
                     continue
                 state = bot.state if portfolio_running else effective_state(bot.state, self.global_state)
                 ledger = bot.ledger
-                if ledger.position.qty:
-                    equity, available = ledger.equity(self.marks.get(bot.profile.symbol)), bot.available_margin()
-                else:
-                    equity = available = ledger.wallet
+                equity = bot.equity  # at this tick's marks (risk_pass)
+                available = bot.available_margin() if ledger.position.qty else equity
                 working = bot.orders
                 # positional: this runs per bot per candle (field order of CycleContext)
                 ctx = CycleContext(
@@ -216,6 +219,7 @@ class Engine(Control):
                     equity, available, regime or cycle.regime, features,
                     bool(working) and bot.has_open(OrderPurpose.ENTRY),
                     bool(working) and bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), bot.next_seq,
+                    ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, exposure, atr,
                 )
                 try:
                     result = cycle.on_candle(candle, ctx)
@@ -238,17 +242,12 @@ class Engine(Control):
                     if state_now != bot.last_strategy_state:
                         bot.last_strategy_state = state_now
                         batch.strategy_state.append((bot.id, state_now, candle.close_ts))
-        return pending
 
     def _snapshot(self, bot: BotRuntime, ts: int, equity: Decimal, batch: Batch) -> None:
         """An equity row when equity moved (and at least every `equity_every_candles`)."""
         ledger = bot.ledger
         bot.last_equity = equity
-        unrealized = equity - ledger.wallet
-        batch.equity.append(EquitySnapshot(bot.id, ts, equity, ledger.realized_pnl, unrealized, ledger.fees))
-        if equity > ledger.high_water:
-            ledger.high_water = equity
-            batch.ledgers.append((ledger.record(), ts))
+        batch.equity.append(EquitySnapshot(bot.id, ts, equity, ledger.realized_pnl, equity - ledger.wallet, ledger.fees))
 
     # -- intents -----------------------------------------------------------------------------------------------
 
@@ -260,6 +259,10 @@ class Engine(Control):
             bot.order_seqs[order.client_order_id] = intent.seq
             bot.next_seq = max(bot.next_seq, intent.seq + 1)
             batch.orders.append((order, intent.seq))
+        elif isinstance(intent, MoveStop):  # the ledger's stop is the one the engine manages; saved before it is sent
+            position = bot.ledger.position
+            position.stop_price = intent.stop
+            batch.positions.append(position)
         pending.append((bot, intent))
 
     async def send(self, pending: Sequence[tuple[BotRuntime, Intent]], log: Batch | None = None) -> None:
@@ -271,8 +274,11 @@ class Engine(Control):
         for bot, intent in pending:
             if isinstance(intent, CancelOrders):
                 await self._cancel_all(bot, batch)
-                continue
-            await self._place(bot, intent, batch)
+            elif isinstance(intent, MoveStop):
+                if self.exchange.supports_trading_stop and bot.ledger.position.is_open:
+                    await self.exchange.set_trading_stop(intent.bot_id, intent.symbol, intent.stop, intent.target)
+            else:
+                await self._place(bot, intent, batch)
         self._book_exchange_events(batch)
         if log is not None:
             batch.take_log(log)
@@ -356,6 +362,9 @@ class Engine(Control):
         position = ledger.position
         if position.is_open and order is not None and order.request.purpose is OrderPurpose.ENTRY:
             position.stop_price, position.target_price = order.request.stop_loss, order.request.take_profit
+            position.initial_stop = order.request.stop_loss
+        if trades:
+            self.start_cooldown(bot, fill.ts, batch)
         batch.fills.append(fill)
         batch.trades.extend(trades)
         batch.positions.append(position)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tui_trader.engine.cycle import PlaceOrder, close_position
@@ -25,6 +26,7 @@ async def restore_engine(engine: Engine) -> None:
     meta = await store.meta()
     engine.global_state = BotState(meta.get("global_state", BotState.RUNNING.value))
     engine.global_reason = meta.get("global_reason", "")
+    engine.portfolio_high_pnl = Decimal(meta.get("portfolio_high_pnl", "0"))
     ledgers = await store.ledgers()
     positions = {p.bot_id: p for p in await store.positions()}
     open_orders = await store.orders(open_only=True)
@@ -35,6 +37,7 @@ async def restore_engine(engine: Engine) -> None:
         bot = engine.factory.build(record)
         if record.id in ledgers:
             bot.ledger.restore(ledgers[record.id], positions.get(record.id))
+            bot.equity = bot.ledger.wallet
         bot.next_seq = seqs.get(record.id, 0) + 1
         if bot.cycle is not None and record.id in strategy_states:
             bot.cycle.strategy.set_state(strategy_states[record.id])

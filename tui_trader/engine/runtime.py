@@ -48,6 +48,7 @@ class BotRuntime:
     order_seqs: dict[str, int] = field(default_factory=dict)
     candles_seen: int = 0
     last_equity: Decimal | None = None  # of the last equity snapshot
+    equity: Decimal = field(init=False)  # at the last tick's marks (RiskControl.risk_pass)
     stateful: bool = field(init=False, default=False)
     last_strategy_state: dict[str, object] = field(default_factory=dict)
 
@@ -60,6 +61,7 @@ class BotRuntime:
         return self.record.name
 
     def __post_init__(self) -> None:
+        self.equity = self.ledger.wallet
         self.refresh()
 
     def refresh(self) -> None:

@@ -40,7 +40,7 @@ class BotFactory:
         tf_ms = timeframe_ms(spec.timeframe.value)
         return BotProfile(record.id, spec.name, spec.symbol, spec.timeframe.value, spec.capital, spec.confirmations,
                           risk, self.instrument(spec.symbol), self.config.exchange.taker_fee,
-                          self.config.market.stale_after_candles * tf_ms)
+                          self.config.market.stale_after_candles * tf_ms, tf_ms)
 
     def build(self, record: BotRecord) -> BotRuntime:
         """A runtime for the record; a strategy that fails to build puts the bot in ERROR with the reason."""

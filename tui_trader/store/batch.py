@@ -74,18 +74,20 @@ class Batch:
                    [(f.fill_id, f.client_order_id, f.bot_id, f.symbol, f.side.value, str(f.qty), str(f.price), str(f.fee),
                      f.liquidity.value, f.purpose.value, int(f.reduce_only), f.ts) for f in self.fills])
         if self.positions:
-            yield ("INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            yield ("INSERT OR REPLACE INTO positions (bot_id, symbol, qty, entry_price, stop_price, target_price, opened_ts,"
+                   " entry_fees, initial_stop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [(p.bot_id, p.symbol, str(p.qty), str(p.entry_price), dec(p.stop_price), dec(p.target_price),
-                     p.opened_ts, str(p.entry_fees)) for p in self.positions])
+                     p.opened_ts, str(p.entry_fees), dec(p.initial_stop)) for p in self.positions])
         if self.trades:
             yield ("INSERT INTO trades (bot_id, symbol, side, qty, entry_price, exit_price, entry_ts, exit_ts, pnl, fees, exit_reason)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [(t.bot_id, t.symbol, t.side.value, str(t.qty), str(t.entry_price), str(t.exit_price), t.entry_ts,
                      t.exit_ts, str(t.pnl), str(t.fees), t.exit_reason) for t in self.trades])
         if self.ledgers:
-            yield ("INSERT OR REPLACE INTO ledgers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [(lg.bot_id, str(lg.realized_pnl), str(lg.fees), lg.trades, lg.wins, str(lg.high_water), ts)
-                    for lg, ts in self.ledgers])
+            yield ("INSERT OR REPLACE INTO ledgers (bot_id, realized_pnl, fees, trades, wins, high_water, updated_ts,"
+                   " day_start, day_start_equity, loss_streak, cooldown_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(lg.bot_id, str(lg.realized_pnl), str(lg.fees), lg.trades, lg.wins, str(lg.high_water), ts,
+                     lg.day_start, dec(lg.day_start_equity), lg.loss_streak, lg.cooldown_until) for lg, ts in self.ledgers])
         if self.equity:
             yield (EQUITY_FROM_JSON, [(json_array(self.equity),)])
         if self.strategy_state:

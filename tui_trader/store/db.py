@@ -160,12 +160,15 @@ class Store:
     # -- engine state ----------------------------------------------------------------------------------
 
     async def ledgers(self) -> dict[int, LedgerRecord]:
-        async with self.conn.execute("SELECT bot_id, realized_pnl, fees, trades, wins, high_water FROM ledgers") as cur:
-            return {r[0]: LedgerRecord(r[0], Decimal(r[1]), Decimal(r[2]), r[3], r[4], Decimal(r[5])) for r in await cur.fetchall()}
+        async with self.conn.execute("SELECT bot_id, realized_pnl, fees, trades, wins, high_water, day_start,"
+                                     " day_start_equity, loss_streak, cooldown_until FROM ledgers") as cur:
+            return {r[0]: LedgerRecord(r[0], Decimal(r[1]), Decimal(r[2]), r[3], r[4], Decimal(r[5]), r[6], _d(r[7]), r[8], r[9])
+                    for r in await cur.fetchall()}
 
     async def positions(self) -> list[Position]:
-        async with self.conn.execute("SELECT * FROM positions") as cur:
-            return [Position(r[0], r[1], Decimal(r[2]), Decimal(r[3]), _d(r[4]), _d(r[5]), r[6], Decimal(r[7]))
+        async with self.conn.execute("SELECT bot_id, symbol, qty, entry_price, stop_price, target_price, opened_ts,"
+                                     " entry_fees, initial_stop FROM positions") as cur:
+            return [Position(r[0], r[1], Decimal(r[2]), Decimal(r[3]), _d(r[4]), _d(r[5]), r[6], Decimal(r[7]), _d(r[8]))
                     for r in await cur.fetchall()]
 
     async def orders(self, open_only: bool = True, bot_id: int | None = None) -> list[tuple[Order, int]]:

@@ -34,6 +34,10 @@ class LedgerRecord:
     trades: int
     wins: int
     high_water: Decimal
+    day_start: int = 0  # UTC midnight (ms) of the trading day the bot is in
+    day_start_equity: Decimal | None = None
+    loss_streak: int = 0  # consecutive losing trades
+    cooldown_until: int = 0  # no entries before this market time (ms)
 
 
 @dataclass(frozen=True, slots=True)

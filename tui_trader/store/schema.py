@@ -164,6 +164,14 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: the risk engine: a position's initial stop (its R), a ledger's trading day, loss streak and cooldown
+    """
+    ALTER TABLE positions ADD COLUMN initial_stop TEXT;
+    ALTER TABLE ledgers ADD COLUMN day_start INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ledgers ADD COLUMN day_start_equity TEXT;
+    ALTER TABLE ledgers ADD COLUMN loss_streak INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ledgers ADD COLUMN cooldown_until INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
