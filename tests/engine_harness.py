@@ -90,11 +90,14 @@ def bot_spec(name: str, *, capital: str = "10000", confirmations: int = 0, **par
 
 
 def make_config(bots: Sequence[dict[str, Any]], *, slippage_bps: str = "0", taker_fee: Decimal = TAKER,
-                maker_fee: Decimal = MAKER) -> AppConfig:
+                maker_fee: Decimal = MAKER, risk: dict[str, Any] | None = None,
+                portfolio: dict[str, Any] | None = None) -> AppConfig:
+    """`risk` adds to (or overrides) the "exact" profile; `portfolio` is the [portfolio] table."""
     return parse_config({
         "market": {"source": "replay", "replay": {"timeframe": "1m"}},
         "exchange": {"kind": "paper", "maker_fee": str(maker_fee), "taker_fee": str(taker_fee), "slippage_bps": slippage_bps},
-        "risk_profiles": {RISK_PROFILE: RISK},
+        "risk_profiles": {RISK_PROFILE: {**RISK, **(risk or {})}},
+        "portfolio": portfolio or {},
         "bots": list(bots),
     }, "test")
 

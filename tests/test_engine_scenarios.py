@@ -299,7 +299,7 @@ async def test_flatten_all_when_flat_halts_and_blocks_the_next_signal(start):
     assert await h.tick(SIGNAL_BAR) == {"a": ["SETUP_FOUND", "RISK_BLOCKED"]}
     blocked = h.decisions("a", DT.RISK_BLOCKED)[0]
     assert blocked.details == {"gate": "bot_state", "qty": "6.849"}
-    assert blocked.summary == "bot_state: HALTED (flatten complete: every bot is flat): no new entries"
+    assert blocked.summary == "bot_state: HALTED (risk off; flatten complete: every bot is flat): no new entries"
     assert await h.tick(FILL_BAR) == {"a": ["NO_SETUP"]}
     assert await orders(h) == []
     assert not a.ledger.position.is_open and await h.exchange.open_orders() == []

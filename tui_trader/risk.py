@@ -154,12 +154,12 @@ def loss_breach(equity: Decimal, day_start_equity: Decimal, high_water: Decimal,
         loss, limit = day_start_equity - equity, day_start_equity * limits.daily_loss
         if loss >= limit:
             return "daily_loss", (f"today's loss {loss:.2f} USDT reached the limit {limit:.2f}"
-                                  f" ({limits.daily_loss * 100:g}% of the day's starting equity {day_start_equity:.2f})")
+                                  f" ({float(limits.daily_loss * 100):g}% of the day's starting equity {day_start_equity:.2f})")
     if limits.drawdown is not None:
         drawdown, limit = high_water - equity, high_water * limits.drawdown
         if drawdown >= limit:
             return "drawdown", (f"drawdown {drawdown:.2f} USDT reached the limit {limit:.2f}"
-                                f" ({limits.drawdown * 100:g}% of the high-water equity {high_water:.2f})")
+                                f" ({float(limits.drawdown * 100):g}% of the high-water equity {high_water:.2f})")
     return None
 
 

@@ -118,7 +118,8 @@ class Control:
         if self.global_state is BotState.FLATTENING and all(
             not b.ledger.position.is_open and not b.orders for b in self.bots.values()
         ):
-            self.set_global(BotState.HALTED, "flatten_all", "engine", "flatten complete: every bot is flat", batch)
+            cause = f"{self.global_reason}; " if self.global_reason else ""  # the portfolio stop stays named
+            self.set_global(BotState.HALTED, "flatten_all", "engine", f"{cause}flatten complete: every bot is flat", batch)
 
     # -- commands ------------------------------------------------------------------------------------
 

@@ -144,7 +144,7 @@ class RiskControl(Control):
         if limit <= 0 or drawdown < limit:
             return
         reason = (f"{PORTFOLIO_STOP}: total equity {high_water - drawdown:.2f} is {drawdown:.2f} USDT below its high-water"
-                  f" mark {high_water:.2f} (limit {self._stop_fraction * 100:g}% = {limit:.2f})")
+                  f" mark {high_water:.2f} (limit {float(self._stop_fraction * 100):g}% = {limit:.2f})")
         self.set_global(BotState.FLATTENING, "flatten_all", f"risk:{PORTFOLIO_STOP}", reason, batch)
         exposure.stop_reason = reason
         for bot in self.bots.values():
