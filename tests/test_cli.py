@@ -207,7 +207,7 @@ def bots_json(state: Path, **kw: Any) -> list[dict[str, Any]]:
 def risk_text(name: str) -> str:
     p = RISK_PRESETS[name]
     return (f"{name} ({p.risk_per_trade_pct:g}%/trade, stop {p.stop_atr_mult:g}xATR, TP {p.take_profit_r:g}R,"
-            f" lev {p.max_leverage:g}x)")
+            f" lev {p.max_leverage:g}x, pos {p.max_position_pct:g}%)")
 
 
 def test_add_then_list_shows_the_bot_with_its_risk_settings(tmp_path: Path) -> None:
@@ -221,18 +221,22 @@ def test_add_then_list_shows_the_bot_with_its_risk_settings(tmp_path: Path) -> N
     table = cli("bots", "list", "--state-dir", state)
     assert table.exit_code == 0, table.output
     header, *rows = table.stdout.splitlines()
-    assert header.split() == ["NAME", "SYMBOL", "TF", "STRATEGY", "STATE", "RISK", "CAPITAL", "POSITION", "REALIZED", "FEES", "TRADES"]
+    assert header.split() == ["NAME", "SYMBOL", "TF", "STRATEGY", "STATE", "RISK", "LIMITS", "CAPITAL", "POSITION", "REALIZED",
+                              "FEES", "TRADES"]
     assert len(rows) == 1  # bots add does not add the demo config's bots (only an engine start does)
     row = rows[0]
     assert row.split()[:5] == ["b1", "BTCUSDT", "5m", "ema_trend", "RUNNING"]
     assert risk_text("cautious") in row
-    assert "cautious (0.5%/trade, stop 2.5xATR, TP 2R, lev 2x)" in row
+    assert "cautious (0.5%/trade, stop 2.5xATR, TP 2R, lev 2x, pos 100%)" in row
+    assert "BE 1R, trail 2.5xATR from 1.5R, open<=10, day -2%, DD -6%, cooldown 3L/60c" in row
     assert re.search(r"\b1000\s+flat\s+\+0\.00\s+0\.00\s+0\s*$", row), row
 
     (bot,) = bots_json(state)
     assert bot == {
         "name": "b1", "symbol": "BTCUSDT", "tf": "5m", "strategy": "ema_trend", "params": {"fast": 5, "slow": 20},
-        "confirmations": 1, "state": "RUNNING", "risk": risk_text("cautious"), "capital": "1000", "position": "flat",
+        "confirmations": 1, "state": "RUNNING", "risk": risk_text("cautious"),
+        "limits": "BE 1R, trail 2.5xATR from 1.5R, open<=10, day -2%, DD -6%, cooldown 3L/60c",
+        "risk_settings": RISK_PRESETS["cautious"].model_dump(mode="json"), "capital": "1000", "position": "flat",
         "realized": "+0.00", "fees": "0.00", "trades": 0,
     }
 
@@ -374,7 +378,7 @@ def test_config_env_var_is_honoured(tmp_path: Path, untouched: Callable[[Path], 
     result = cli(*args, "--state-dir", state, env=env)
     assert result.exit_code == 0, result.output
     (bot,) = bots_json(state, env=env)
-    assert bot["risk"] == "steady (0.25%/trade, stop 3xATR, TP 1.5R, lev 1x)"
+    assert bot["risk"] == "steady (0.25%/trade, stop 3xATR, TP 1.5R, lev 1x, pos 50%)" and bot["limits"] == "-"
 
     # a broken config named by the variable is refused, and --config wins over the variable
     broken = tmp_path / "broken.toml"

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from tui_trader.config import AppConfig, BotSpec, ConfigError, ParamValue, load_config, validate_bot
+from tui_trader.config import AppConfig, BotSpec, ConfigError, ParamValue, RiskProfile, load_config, validate_bot
 from tui_trader.model import BotState, DecisionType
 from tui_trader.setup import EngineBusy, bot_errors, check_config, engine_running, load_strategies
 from tui_trader.store import BotExists, BotRecord, Store
@@ -170,13 +170,31 @@ def bots_list(config: ConfigOpt = None, state_dir: StateOpt = None, strategies_d
         if not rows:
             typer.echo("no bots")
             return
-        cols = ["name", "symbol", "tf", "strategy", "state", "risk", "capital", "position", "realized", "fees", "trades"]
+        cols = ["name", "symbol", "tf", "strategy", "state", "risk", "limits", "capital", "position", "realized", "fees", "trades"]
         widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
         typer.echo("  ".join(c.upper().ljust(widths[c]) for c in cols))
         for r in rows:
             typer.echo("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
 
     run(body)
+
+
+def risk_limits(p: RiskProfile) -> str:
+    """Stop management, gates and automatic pauses of a profile, compactly; "-" when none is set."""
+    parts = [f"BE {p.breakeven_r:g}R"] if p.breakeven_r else []
+    if p.trail_atr_mult:
+        parts.append(f"trail {p.trail_atr_mult:g}xATR from {p.trail_activation_r:g}R")
+    if p.time_stop_bars:
+        parts.append(f"time {p.time_stop_bars} bars")
+    if p.max_open_positions:
+        parts.append(f"open<={p.max_open_positions}")
+    if p.daily_loss_pct:
+        parts.append(f"day -{p.daily_loss_pct:g}%{'' if p.daily_loss_resume == 'next_day' else ' (operator)'}")
+    if p.max_drawdown_pct:
+        parts.append(f"DD -{p.max_drawdown_pct:g}%{' (next day)' if p.drawdown_resume == 'next_day' else ''}")
+    if p.cooldown_losses:
+        parts.append(f"cooldown {p.cooldown_losses}L/{p.cooldown_candles}c")
+    return ", ".join(parts) or "-"
 
 
 async def _bot_rows(store: Store, cfg: AppConfig) -> list[dict[str, Any]]:
@@ -188,12 +206,14 @@ async def _bot_rows(store: Store, cfg: AppConfig) -> list[dict[str, Any]]:
         lg = ledgers.get(bot.id)
         pos = positions.get(bot.id)
         risk = (f"{bot.spec.risk_profile} ({profile.risk_per_trade_pct:g}%/trade, stop {profile.stop_atr_mult:g}xATR,"
-                f" TP {profile.take_profit_r:g}R, lev {profile.max_leverage:g}x)") if profile else bot.spec.risk_profile
+                f" TP {profile.take_profit_r:g}R, lev {profile.max_leverage:g}x, pos {profile.max_position_pct:g}%)"
+                ) if profile else bot.spec.risk_profile
         rows.append({
             "name": bot.name, "symbol": bot.spec.symbol, "tf": bot.spec.timeframe.value, "strategy": bot.spec.strategy,
             "params": bot.spec.params, "confirmations": bot.spec.confirmations,
             "state": bot.state.value + (f" ({bot.state_reason})" if bot.state_reason and bot.state is not BotState.RUNNING else ""),
-            "risk": risk, "capital": str(bot.spec.capital),
+            "risk": risk, "limits": risk_limits(profile) if profile else "",
+            "risk_settings": profile.model_dump(mode="json") if profile else None, "capital": str(bot.spec.capital),
             "position": f"{pos.qty:+} @ {pos.entry_price:.8g}" if pos and pos.qty else "flat",
             "realized": f"{lg.realized_pnl:+.2f}" if lg else "+0.00", "fees": f"{lg.fees:.2f}" if lg else "0.00",
             "trades": lg.trades if lg else 0,
