@@ -110,10 +110,11 @@ class Stream:
         return self._handle is not None
 
     def update(self, candle: Candle) -> Value:
-        if self._handle is not None:
-            inputs = self._inputs(candle)
-            self.value = self._handle.update(*inputs) if self._spread else self._handle.update(inputs)
-            return self.value
+        handle = self._handle
+        if handle is not None:  # per indicator per bot per candle: locals, one attribute write
+            value = handle.update(*self._inputs(candle)) if self._spread else handle.update(self._inputs(candle))
+            self.value = value
+            return value
         self._buffer.append(candle)
         if len(self._buffer) > self.lookback:
             self.fill(self._buffer)

@@ -100,13 +100,14 @@ def tightened_stop(side: Side, entry: Decimal, stop: Decimal | None, initial_sto
     candidate is taken only when it is tighter than the current stop and still on the losing
     side of the close, so a stop never loosens and never triggers on the bar that moved it.
     """
-    if stop is None or initial_stop is None:
+    if stop is None or initial_stop is None or not (profile.breakeven_r or profile.trail_atr_mult):
         return None
-    sign = side.sign
-    risk = float((entry - initial_stop) * sign)
+    sign = 1 if side is Side.BUY else -1
+    entry_f = float(entry)
+    risk = (entry_f - float(initial_stop)) * sign
     if risk <= 0:
         return None
-    favour = float((close - entry) * sign) / risk  # in R
+    favour = (float(close) - entry_f) * sign / risk  # in R
     best: StopMove | None = None
     if profile.breakeven_r and favour >= profile.breakeven_r:
         level = instrument.round_price(entry * (1 + sign * 2 * taker_fee), side)  # rounds away from the entry

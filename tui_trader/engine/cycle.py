@@ -67,7 +67,7 @@ class CycleContext:
     state_reason: str
     position: Position
     equity: Decimal
-    available: Decimal  # margin the bot's account can still commit
+    available: Decimal  # margin the bot's account can still commit (read only when flat: a reversal sizes on equity)
     regime: Regime
     regime_features: dict[str, float] | None
     has_open_entry: bool
@@ -134,11 +134,12 @@ def flatten_intents(bot: BotProfile, position: Position, seq: int) -> list[Inten
 
 
 def describe_position(position: Position, mark: Decimal) -> str:
-    side = "long" if position.qty > 0 else "short"
-    upnl = position.unrealized_pnl(mark)
+    # %-formatting of floats: a HOLD row per bot in a position per candle, and Decimal formatting costs 2x
+    qty = position.qty
     levels = f", stop {position.stop_price}" if position.stop_price else ""
     levels += f", target {position.target_price}" if position.target_price else ""
-    return f"{side} {abs(position.qty)} @ {position.entry_price:.8g}, uPnL {upnl:+.2f}{levels}"
+    return "%s %s @ %.8g, uPnL %+.2f%s" % ("long" if qty > 0 else "short", abs(qty), float(position.entry_price),
+                                          float(position.unrealized_pnl(mark)), levels)
 
 
 class BotCycle:

@@ -211,12 +211,12 @@ class Engine(RiskControl):
                 state = bot.state if portfolio_running else effective_state(bot.state, self.global_state)
                 ledger = bot.ledger
                 equity = bot.equity  # at this tick's marks (risk_pass)
-                available = bot.available_margin() if ledger.position.qty else equity
+                # Margin only sizes a flat bot's entry (a reversal sizes on equity); a flat bot's is its wallet.
                 working = bot.orders
                 # positional: this runs per bot per candle (field order of CycleContext)
                 ctx = CycleContext(
                     now, state, bot.state_reason if state is bot.state else self.global_reason, ledger.position,
-                    equity, available, regime or cycle.regime, features,
+                    equity, equity, regime or cycle.regime, features,
                     bool(working) and bot.has_open(OrderPurpose.ENTRY),
                     bool(working) and bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), bot.next_seq,
                     ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, exposure, atr,

@@ -79,8 +79,3 @@ class BotRuntime:
     @property
     def leverage(self) -> Decimal:
         return self.profile.leverage
-
-    def available_margin(self) -> Decimal:
-        """Wallet less the margin the open position ties up."""
-        pos = self.ledger.position
-        return self.ledger.wallet - abs(pos.qty) * pos.entry_price / self.leverage
