@@ -19,6 +19,10 @@ commit(s) of the tick.
 The parent also measures each strategy alone: microseconds per bot per candle for
 `update` plus `scan` (what a strategy adds to the cycle), median of 5 repeats.
 
+Each run also times a fixed pure-Python loop before and after its ticks (`calib_ms`; about 8 ms on
+the 2-core machine at its usual speed) and reports p99 in units of it (`p99_per_calib`), which
+compares across measurements on a machine whose speed drifts.
+
 The parent's last output line is one JSON object with the results.
 """
 
@@ -137,6 +141,21 @@ def strategy_costs(bars: int = 3000, repeats: int = 5) -> dict[str, float]:
     return out
 
 
+def calibrate(repeats: int = 30) -> float:
+    """Milliseconds of a fixed pure-Python loop (median): how fast this machine runs Python right now.
+
+    Shared small machines drift by tens of percent between measurements; a tick's time divided by this
+    figure (measured in the same process, around the ticks) compares across measurements."""
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        total = 0
+        for i in range(200_000):
+            total += i * i
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -190,6 +209,7 @@ async def run_child(n_bots: int, ticks: int, profile_path: str | None, strategie
             tick_candles = [[candles[i] for candles in series] for i in range(total)]
 
             profiler = None
+            calibration = [calibrate()]
             times: list[float] = []
             for i, candles in enumerate(tick_candles):
                 if i == WARMUP_TICKS and profile_path:
@@ -205,6 +225,7 @@ async def run_child(n_bots: int, ticks: int, profile_path: str | None, strategie
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(profile_path)
+            calibration.append(calibrate())
 
             await engine.store.flush()  # the last tick's decision log is still being written
             conn = engine.store.conn
@@ -227,6 +248,8 @@ async def run_child(n_bots: int, ticks: int, profile_path: str | None, strategie
         "mean_ms": round(float(ms.mean()), 3),
         "max_ms": round(float(ms.max()), 3),
         "cycle_us_per_bot": round(p50 * 1000 / n_bots, 2),
+        "calib_ms": round(statistics.mean(calibration), 3),
+        "p99_per_calib": round(float(np.percentile(ms, 99)) / statistics.mean(calibration), 3),
         "rss_mb": round(peak_rss_mb(), 1),
         "startup_s": round(startup_s, 3),
         "fills": counts["fills"],
@@ -250,7 +273,7 @@ def child_main(args: argparse.Namespace) -> int:
 # -- parent -------------------------------------------------------------------------------------------------
 
 
-FIELDS = ("p50_ms", "p99_ms", "mean_ms", "max_ms", "cycle_us_per_bot", "rss_mb", "startup_s", "fills", "decisions",
+FIELDS = ("p50_ms", "p99_ms", "mean_ms", "max_ms", "cycle_us_per_bot", "calib_ms", "p99_per_calib", "rss_mb", "startup_s", "fills", "decisions",
           "trades", "orders", "equity_rows", "db_mb")
 INT_FIELDS = {"fills", "decisions", "trades", "orders", "equity_rows"}
 
@@ -286,7 +309,8 @@ def parent_main(args: argparse.Namespace) -> int:
             res = spawn(n, args.ticks, args.strategies)
             runs.append(res)
             print(f"  bots={n:>5} run {r + 1}/{args.runs}: p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms"
-                  f"  max {res['max_ms']:.2f} ms  rss {res['rss_mb']:.1f} MB  startup {res['startup_s']:.2f} s"
+                  f"  max {res['max_ms']:.2f} ms  calib {res['calib_ms']:.2f} ms  rss {res['rss_mb']:.1f} MB"
+                  f"  startup {res['startup_s']:.2f} s"
                   f"  fills {res['fills']}  decisions {res['decisions']}", flush=True)
         results.append(median_of(runs))
 
