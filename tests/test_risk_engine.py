@@ -71,11 +71,13 @@ async def test_daily_loss_pauses_and_the_next_day_resumes(harnesses: list[Harnes
         await h.tick(candle)
     bot = h.bot("daily")
     assert bot.state is BotState.PAUSED and bot.state_reason.startswith("daily_loss: today's loss 60.55 USDT reached the limit 50.00")
-    for candle in live[3:MIDNIGHT_BAR]:
+    for candle in live[3:50]:
         await h.tick(candle)
     assert not bot.ledger.position.is_open  # the exit still went out while paused (reduce-only)
     (blocked,) = h.decisions("daily", DT.RISK_BLOCKED)
     assert blocked.ts == ts(7) and blocked.details["gate"] == "daily_loss" and "61.07 USDT reached the limit 50.00 (0.5%" in blocked.summary
+    for candle in live[50:MIDNIGHT_BAR]:
+        await h.tick(candle)
     for candle in live[MIDNIGHT_BAR:]:
         await h.tick(candle)
     placed = [d.ts for d in h.decisions("daily", DT.ORDER_PLACED) if "entry" in d.summary]
@@ -89,6 +91,21 @@ async def test_daily_loss_pauses_and_the_next_day_resumes(harnesses: list[Harnes
         assert placed == [ts(2)] and gates(h, "daily")[-1] == "bot_state"  # new day: no loss yet, but still paused
     (day_start, day_equity), = await h.rows("SELECT day_start, day_start_equity FROM ledgers")
     assert day_start == ts(MIDNIGHT_BAR) and D(day_equity) == bot.ledger.day_start_equity
+
+
+async def test_drawdown_pause_and_the_operator_resume_that_accepts_it(harnesses: list[Harness], tmp_path) -> None:
+    # 1 BTC long from 1000 falls to 940: a drawdown of 60.55 USDT (with the entry fee) >= 0.5% of the 10 000 high-water mark.
+    live = [flat(0), flat(1), bar(2, 1000.0, 1001.0, 939.0, 940.0)] + [flat(i, 940.0) for i in range(3, 8)]
+    h = await start(harnesses, tmp_path, [bot_spec("dd", long_at=at(1), atr=50.0)], live, risk={"max_drawdown_pct": 0.5})
+    await h.run(live[:4])
+    bot = h.bot("dd")
+    assert bot.state is BotState.PAUSED and bot.state_reason.startswith("drawdown: drawdown 60.55 USDT reached the limit 50.00")
+    await h.engine.command("resume", "dd", "operator:cli")
+    (stored,), = await h.rows("SELECT high_water FROM ledgers")
+    assert D(stored) == bot.ledger.high_water == bot.equity < 9940  # the limit now counts from here, durably
+    await h.run(live[4:])
+    assert bot.state is BotState.RUNNING  # not paused again by the loss the operator accepted
+    assert [e[1] for e in await control_events(h)] == ["risk:drawdown", "operator:cli"]
 
 
 async def test_portfolio_stop_flattens_all_halts_and_blocks_the_same_cycle(harnesses: list[Harness], tmp_path) -> None:

@@ -56,7 +56,7 @@ class Control:
         self.flattening: set[int] = set()  # bots in FLATTENING: finish_flattening looks only when there are some
 
     stage: Callable[[BotRuntime, Intent, Batch, list[tuple[BotRuntime, Intent]]], None]
-    rebase_limits: Callable[[BotRuntime], None]
+    rebase_limits: Callable[[BotRuntime, Batch], None]
     rebase_portfolio: Callable[[], None]
     send: Callable[[list[tuple[BotRuntime, Intent]]], Awaitable[None]]
     record_decision: Callable[[BotRuntime, Decision, Batch], None]
@@ -148,8 +148,10 @@ class Control:
             if rebuilt.cycle is None:
                 raise CommandError(f"{bot.name} cannot resume: {rebuilt.state_reason}")
             await self._rewarm(bot, rebuilt)
-        self.rebase_limits(bot)
-        await self._transition(bot, BotState.RUNNING, "resume", source, reason)
+        batch = Batch()
+        self.rebase_limits(bot, batch)
+        self.set_state(bot, BotState.RUNNING, "resume", source, reason, batch)
+        await self.store.commit(batch)
         return f"{bot.name} resumed"
 
     async def stop(self, bot: BotRuntime, source: str = "operator", reason: str = "") -> str:

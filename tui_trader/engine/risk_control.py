@@ -167,13 +167,16 @@ class RiskControl(Control):
 
     # -- operator resumes re-base the limit that paused ----------------------------------------------
 
-    def rebase_limits(self, bot: BotRuntime) -> None:
+    def rebase_limits(self, bot: BotRuntime, batch: Batch) -> None:
         """An operator resuming a bot its loss limit paused accepts that loss: the limit counts from now."""
         gate = bot.state_reason.partition(":")[0]
         if gate == "daily_loss":
             bot.ledger.day_start_equity = bot.equity
         elif gate == "drawdown":
             bot.ledger.high_water = bot.equity
+        else:
+            return
+        batch.ledgers.append((bot.ledger.record(), self.now_ts))
 
     def rebase_portfolio(self) -> None:
         """Resuming after the portfolio stop: its high-water mark restarts at today's equity."""
