@@ -103,17 +103,17 @@ def tightened_stop(side: Side, entry: Decimal, stop: Decimal | None, initial_sto
     if stop is None or initial_stop is None or not (profile.breakeven_r or profile.trail_atr_mult):
         return None
     sign = 1 if side is Side.BUY else -1
-    entry_f = float(entry)
-    risk = (entry_f - float(initial_stop)) * sign
+    risk = (entry - initial_stop) * sign
     if risk <= 0:
         return None
-    favour = (float(close) - entry_f) * sign / risk  # in R
+    gained = (close - entry) * sign  # compared exactly: a rule fires at exactly its R multiple
+    favour = float(gained / risk)  # in R, for the reasons
     best: StopMove | None = None
-    if profile.breakeven_r and favour >= profile.breakeven_r:
+    if profile.breakeven_r and gained >= risk * Decimal(repr(profile.breakeven_r)):
         level = instrument.round_price(entry * (1 + sign * 2 * taker_fee), side)  # rounds away from the entry
         best = _tighter(best, side, stop, close, StopMove(
             level, "breakeven", f"close {favour:.2f}R in favour (>= {profile.breakeven_r:g}R): stop to entry {entry} plus fees"))
-    if profile.trail_atr_mult and atr > 0 and favour >= profile.trail_activation_r:
+    if profile.trail_atr_mult and atr > 0 and gained >= risk * Decimal(repr(profile.trail_activation_r)):
         distance = atr * profile.trail_atr_mult
         level = instrument.round_price(extreme - sign * distance, side.opposite)  # rounds toward the extreme's far side
         best = _tighter(best, side, stop, close, StopMove(
