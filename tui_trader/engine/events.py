@@ -42,7 +42,8 @@ class StateEvent:
 
 @dataclass(frozen=True, slots=True)
 class TickEvent:
-    """A base interval was processed: the market moved."""
+    """A base interval was processed: the market moved. Every candle that closed in it, the
+    base timeframe's and the higher ones built from them."""
 
     candles: tuple[Candle, ...]
 

@@ -158,10 +158,12 @@ class Engine(RiskControl):
 
     async def process_tick(self, candles: Sequence[Candle]) -> None:
         with collector_paused():
-            await self._process_tick(candles)
-        self.bus.publish(TickEvent(tuple(candles)))
+            closed = await self._process_tick(candles)
+        if self.bus:
+            self.bus.publish(TickEvent(tuple(closed)))
 
-    async def _process_tick(self, candles: Sequence[Candle]) -> None:
+    async def _process_tick(self, candles: Sequence[Candle]) -> list[Candle]:
+        """The tick; returns every candle that closed in it (base and higher timeframes)."""
         async with self._lock:
             batch = Batch()
             closed: list[Candle] = []
@@ -180,6 +182,7 @@ class Engine(RiskControl):
             await self.store.commit(batch)
             await self.send(pending, log)
             self.store.commit_soon(log)  # written while the loop goes on; ordered before the next commit
+            return closed
 
     def _run_cycles(self, closed: Iterable[Candle], batch: Batch, pending: list[tuple[BotRuntime, Intent]],
                     exposure: Exposure) -> None:
