@@ -1,150 +1,33 @@
-"""The command line (typer): the only place that parses arguments.
-
-Exit codes: 0 done, 1 runtime failure, 2 bad input (config, arguments, refused command).
-"""
+"""`tui-trader bots`: list, add, edit, remove, pause and resume bots."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import logging.handlers
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from tui_trader.config import AppConfig, BotSpec, ConfigError, ParamValue, RiskProfile, load_config, validate_bot
-from tui_trader.model import BotState, DecisionType
-from tui_trader.setup import EngineBusy, bot_errors, check_config, engine_running, load_strategies
-from tui_trader.store import BotExists, BotRecord, Store
+from tui_trader.cli.common import (
+    ConfigOpt,
+    Fail,
+    StateOpt,
+    StrategiesOpt,
+    context,
+    named_bot,
+    now_ms,
+    opened,
+    parse_params,
+    run,
+)
+from tui_trader.config import AppConfig, BotSpec, ConfigError, RiskProfile, validate_bot
+from tui_trader.model import BotState
+from tui_trader.setup import bot_errors, engine_running
+from tui_trader.store import BotExists, Store
 
-T = TypeVar("T")
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", envvar="TUI_TRADER_CONFIG", help="TOML config (default: the built-in demo)")]
-StateOpt = Annotated[Path | None, typer.Option("--state-dir", envvar="TUI_TRADER_STATE_DIR", help="database and logs (default: app.state_dir of the config)")]
-StrategiesOpt = Annotated[Path | None, typer.Option("--strategies-dir", envvar="TUI_TRADER_STRATEGIES_DIR", help="an extra directory of strategy plugins")]
-
-app = typer.Typer(add_completion=False, no_args_is_help=False, help="Run and operate a portfolio of trading bots.")
 bots_app = typer.Typer(help="List, add, edit, remove, pause and resume bots.", no_args_is_help=True)
-app.add_typer(bots_app, name="bots")
-
-
-class Fail(Exception):
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a command body; turn known failures into a message and an exit code."""
-    try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
-    except ConfigError as exc:
-        typer.echo(exc.render(), err=True)
-        raise typer.Exit(2) from None
-    except Fail as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.code) from None
-    except EngineBusy as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-def context(config_path: Path | None, state_dir: Path | None, strategies_dir: Path | None = None) -> tuple[AppConfig, Path, Any]:
-    """Config (validated against the strategy plugins), state dir and strategy registry."""
-    config = load_config(config_path)
-    registry = load_strategies(strategies_dir)
-    check_config(config, registry, str(config_path or "built-in demo config"))
-    return config, state_dir or config.app.state_dir, registry
-
-
-def setup_logging(state_dir: Path, level: str) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(state_dir / "tui-trader.log", maxBytes=10_000_000, backupCount=3)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(logging.WARNING)
-    stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler, stderr], force=True)
-
-
-@app.callback(invoke_without_command=True)
-def main_command(
-    ctx: typer.Context,
-    config: ConfigOpt = None,
-    state_dir: StateOpt = None,
-    strategies_dir: StrategiesOpt = None,
-    no_ui: Annotated[bool, typer.Option("--no-ui", help="run headless: one line per decision on stdout")] = False,
-    log_format: Annotated[str | None, typer.Option("--log-format", help="text or json (default: app.log_format)")] = None,
-) -> None:
-    """Without a command: run the engine (headless with --no-ui)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if not no_ui:
-        typer.echo("error: the terminal console is not part of this version yet; run `tui-trader --no-ui`", err=True)
-        raise typer.Exit(2)
-    if log_format not in (None, "text", "json"):
-        typer.echo("error: --log-format: choose text or json", err=True)
-        raise typer.Exit(2)
-
-    async def body() -> int:
-        from tui_trader.headless import run_headless
-
-        cfg, state, registry = context(config, state_dir, strategies_dir)
-        setup_logging(state, cfg.app.log_level)
-        for error in registry.errors:
-            logging.getLogger("tui_trader.plugins").error("strategy plugin %s skipped: %s", error.source, error.error)
-        return await run_headless(cfg, state, registry, log_format or cfg.app.log_format)
-
-    raise typer.Exit(run(body))
-
-
-# -- bots ---------------------------------------------------------------------------------------------
-
-
-def parse_params(items: list[str]) -> dict[str, ParamValue]:
-    params: dict[str, ParamValue] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise Fail(f"--param {item!r}: expected key=value")
-        params[key.strip()] = _param_value(raw.strip())
-    return params
-
-
-def _param_value(raw: str) -> ParamValue:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw
-
-
-@asynccontextmanager
-async def _opened(state_dir: Path) -> AsyncIterator[Store]:
-    store = await Store.open(state_dir)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@asynccontextmanager
-async def _bot(state_dir: Path, name: str) -> AsyncIterator[tuple[Store, BotRecord]]:
-    """The store and the named bot; Fail (exit 2) when there is no such bot."""
-    async with _opened(state_dir) as store:
-        bot = await store.get_bot(name)
-        if bot is None:
-            raise Fail(f"no bot named {name!r}")
-        yield store, bot
 
 
 def _validated(data: dict[str, Any], config: AppConfig, registry: Any) -> BotSpec:
@@ -162,7 +45,7 @@ def bots_list(config: ConfigOpt = None, state_dir: StateOpt = None, strategies_d
 
     async def body() -> None:
         cfg, state, _ = context(config, state_dir, strategies_dir)
-        async with _opened(state) as store:
+        async with opened(state) as store:
             rows = await _bot_rows(store, cfg)
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
@@ -240,9 +123,9 @@ def bots_add(
         spec = _validated({"name": name, "symbol": symbol, "timeframe": timeframe, "capital": capital,
                            "strategy": strategy, "risk_profile": risk_profile, "params": parse_params(param or []),
                            "confirmations": confirmations}, cfg, registry)
-        async with _opened(state) as store:
+        async with opened(state) as store:
             try:
-                await store.add_bot(spec, _now())
+                await store.add_bot(spec, now_ms())
             except BotExists as exc:
                 raise Fail(str(exc)) from None
         typer.echo(f"added {spec.name}")
@@ -266,7 +149,7 @@ def bots_edit(
 
     async def body() -> None:
         cfg, state, registry = context(config, state_dir, strategies_dir)
-        async with _bot(state, name) as (store, bot):
+        async with named_bot(state, name) as (store, bot):
             data = bot.spec.model_dump(mode="json")
             changes = {"symbol": symbol, "timeframe": timeframe, "capital": capital, "strategy": strategy,
                        "risk_profile": risk_profile, "confirmations": confirmations}
@@ -278,7 +161,7 @@ def bots_edit(
             structural = (spec.symbol, spec.timeframe, spec.strategy) != (bot.spec.symbol, bot.spec.timeframe, bot.spec.strategy)
             if structural and await _holds_anything(store, bot.id):
                 raise Fail(f"{name} holds a position or working orders; flatten it before changing symbol, timeframe or strategy")
-            await store.update_bot(bot.id, spec, _now())
+            await store.update_bot(bot.id, spec, now_ms())
         typer.echo(f"updated {name}")
 
     run(body)
@@ -296,10 +179,10 @@ def bots_remove(name: Annotated[str, typer.Argument()], config: ConfigOpt = None
 
     async def body() -> None:
         _, state, _ = context(config, state_dir, strategies_dir)
-        async with _bot(state, name) as (store, bot):
+        async with named_bot(state, name) as (store, bot):
             if await _holds_anything(store, bot.id):
                 raise Fail(f"{name} holds a position or working orders; flatten it first")
-            await store.remove_bot(bot.id, _now())
+            await store.remove_bot(bot.id, now_ms())
         typer.echo(f"removed {name}")
 
     run(body)
@@ -311,21 +194,21 @@ def _state_command(command: str, name: str, config: Path | None, state_dir: Path
         from tui_trader.engine.runtime import refusal
 
         _, state, _ = context(config, state_dir, strategies_dir)
-        async with _bot(state, name) as (store, bot):
+        async with named_bot(state, name) as (store, bot):
             if why := refusal(command, name, bot.state):
                 raise Fail(why)
             if engine_running(state):
-                cid = await store.queue_command(_now(), bot.id, command, "operator:cli", reason)
+                cid = await store.queue_command(now_ms(), bot.id, command, "operator:cli", reason)
                 status, result = await _wait_applied(store, cid)
                 if status == "rejected":
                     raise Fail(result)
                 typer.echo(result if status == "applied" else "queued; the running engine applies it within seconds")
                 return
             to = BotState.PAUSED if command == "pause" else BotState.RUNNING
-            await store.set_bot_state(bot.id, to, reason or f"{command}d by cli", _now())
+            await store.set_bot_state(bot.id, to, reason or f"{command}d by cli", now_ms())
             await store.conn.execute(
                 "INSERT INTO control_events (ts, bot_id, command, source, reason, from_state, to_state, status)"
-                " VALUES (?, ?, ?, 'operator:cli', ?, ?, ?, 'applied')", (_now(), bot.id, command, reason, bot.state.value, to.value))
+                " VALUES (?, ?, ?, 'operator:cli', ?, ?, ?, 'applied')", (now_ms(), bot.id, command, reason, bot.state.value, to.value))
         typer.echo(f"{name}: {bot.state.value} -> {to.value} (no engine running; applied to the database)")
 
     run(body)
@@ -353,82 +236,3 @@ def bots_resume(name: Annotated[str, typer.Argument()], reason: Annotated[str, t
                 config: ConfigOpt = None, state_dir: StateOpt = None, strategies_dir: StrategiesOpt = None) -> None:
     """Resume a paused, halted, stopped or failed bot."""
     _state_command("resume", name, config, state_dir, strategies_dir, reason)
-
-
-# -- strategies -----------------------------------------------------------------------------------------
-
-strategies_app = typer.Typer(help="The strategy plugins.", no_args_is_help=True)
-app.add_typer(strategies_app, name="strategies")
-
-
-@strategies_app.command("list")
-def strategies_list(strategies_dir: StrategiesOpt = None,
-                    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False) -> None:
-    """Every strategy with its parameters (default and bounds) and confirmations; broken plugins too."""
-    from tui_trader.strategy import describe
-
-    registry = load_strategies(strategies_dir)
-    described = [describe(registry.strategies[name]) for name in registry.names()]
-    broken = [{"source": e.source, "error": e.error} for e in registry.errors]
-    if as_json:
-        typer.echo(json.dumps({"strategies": described, "broken": broken}, indent=2))
-        return
-    for info in described:
-        typer.echo(f"{info['name']}: {info['description']}")
-        typer.echo(f"  timeframes: own{' + higher' if info['multi_timeframe'] else ''}"
-                   f"{'; always in the market (reverses)' if info['always_in_market'] else ''}"
-                   f"{'; built from ' + ', '.join(info['delegates']) if info['delegates'] else ''}")
-        for p in info["params"]:
-            bounds = " ".join(f"{k} {v}" for k, v in p["bounds"].items())
-            typer.echo(f"  {p['name']:<18} {p['type']:<6} default {p['default']!s:<8} {bounds:<22} {p['description']}".rstrip())
-        typer.echo(f"  confirmations: {', '.join(info['confirmations']) or 'none'}")
-    for b in broken:
-        typer.echo(f"broken plugin {b['source']}: {b['error']}", err=True)
-
-
-# -- decisions -------------------------------------------------------------------------------------------
-
-
-@app.command("decisions")
-def decisions(
-    bot: Annotated[str, typer.Argument(help="bot name")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new decisions")] = False,
-    types: Annotated[list[str] | None, typer.Option("--type", help="only this decision type (repeatable)")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="how many recent decisions to show first")] = 50,
-    config: ConfigOpt = None, state_dir: StateOpt = None, strategies_dir: StrategiesOpt = None,
-) -> None:
-    """A bot's decisions, oldest first: what it did and why it did not."""
-    wanted = [t.upper() for t in types or []]
-    unknown = [t for t in wanted if t not in DecisionType.__members__]
-    if unknown:
-        typer.echo(f"error: --type: unknown {', '.join(unknown)} (known: {', '.join(DecisionType.__members__)})", err=True)
-        raise typer.Exit(2)
-
-    async def body() -> None:
-        from tui_trader.headless import iso
-
-        _, state, _ = context(config, state_dir, strategies_dir)
-        async with _bot(state, bot) as (store, record):
-            rows = await store.decisions(record.id, types=wanted, limit=limit, newest=True)
-            last = 0
-            while True:
-                for row_id, d in rows:
-                    typer.echo(f"{iso(d.ts)}  {d.phase.value:<8} {d.decision_type.value:<15} {d.summary}")
-                    last = row_id
-                if not follow:
-                    return
-                await asyncio.sleep(0.5)
-                rows = await store.decisions(record.id, after_id=last, types=wanted, limit=1000)
-
-    try:
-        run(body)
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
-
-
-def main() -> None:
-    app()
