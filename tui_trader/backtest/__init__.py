@@ -1,0 +1,1 @@
+"""Backtesting: replaying strategies on stored candles and scoring the result."""
