@@ -33,6 +33,18 @@ Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,20}USDT$")]
 ParamValue = bool | int | float | str
 
 
+def parse_param_value(raw: str) -> ParamValue:
+    """A parameter typed on a command line or in a form: true/false (any case), then int, then float, else text."""
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
 class ConfigError(Exception):
     """Invalid configuration or bot input; `errors` are 'field: message' lines."""
 

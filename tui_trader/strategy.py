@@ -28,9 +28,10 @@ from tui_trader.model import Candle, Regime, Side
 
 
 class StrategyParams(BaseModel):
-    """Base of every strategy's parameters: unknown keys are errors, values are frozen."""
+    """Base of every strategy's parameters: unknown keys are errors, values are frozen. A number
+    given for a text parameter is its text (`--param tag=2024` or a form field typed as a number)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 @dataclass(frozen=True, slots=True)

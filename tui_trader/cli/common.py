@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from tui_trader.config import AppConfig, ConfigError, ParamValue, load_config
+from tui_trader.config import AppConfig, ConfigError, ParamValue, load_config, parse_param_value
 from tui_trader.setup import EngineBusy, check_config, load_strategies
 from tui_trader.store import BotRecord, Store
 
@@ -55,14 +55,18 @@ def context(config_path: Path | None, state_dir: Path | None, strategies_dir: Pa
     return config, state_dir or config.app.state_dir, registry
 
 
-def setup_logging(state_dir: Path, level: str) -> None:
+def setup_logging(state_dir: Path, level: str, console: bool = True) -> None:
+    """The log file in the state dir; warnings also on stderr, unless the console owns the terminal."""
     state_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(state_dir / "tui-trader.log", maxBytes=10_000_000, backupCount=3)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(logging.WARNING)
-    stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler, stderr], force=True)
+    handlers: list[logging.Handler] = [handler]
+    if console:
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setLevel(logging.WARNING)
+        stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handlers.append(stderr)
+    logging.basicConfig(level=level, handlers=handlers, force=True)
 
 
 def parse_params(items: list[str]) -> dict[str, ParamValue]:
@@ -71,19 +75,8 @@ def parse_params(items: list[str]) -> dict[str, ParamValue]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise Fail(f"--param {item!r}: expected key=value")
-        params[key.strip()] = _param_value(raw.strip())
+        params[key.strip()] = parse_param_value(raw.strip())
     return params
-
-
-def _param_value(raw: str) -> ParamValue:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 @asynccontextmanager
