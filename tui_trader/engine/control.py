@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -17,12 +18,13 @@ from tui_trader.engine.cycle import Intent, flatten_intents
 from tui_trader.engine.events import EventBus, StateEvent
 from tui_trader.engine.runtime import BotRuntime, refusal
 from tui_trader.model import BotState, ControlEvent, Decision, DecisionType, Phase
-from tui_trader.store import Batch, Store
+from tui_trader.store import Batch, BotExists, Store
 
 from tui_trader.engine.warmup import BotFactory, needed_base_bars, warm_up
 from tui_trader.exchange.paper import PaperExchange
 
 if TYPE_CHECKING:
+    from tui_trader.config import BotSpec
     from tui_trader.market.base import CandleFeed
     from tui_trader.regime import RegimeTracker
 
@@ -212,6 +214,43 @@ class Control:
         self.set_state(bot, to, command, source, reason, batch)
         await self.store.commit(batch)
 
+    # -- adding, editing and removing bots (the console; the CLI writes the database and the poll picks it up) ------
+
+    def holds_anything(self, bot: BotRuntime) -> bool:
+        return bot.ledger.position.is_open or bool(bot.orders)
+
+    async def add_bot(self, spec: BotSpec) -> str:
+        """A validated spec becomes a running, warmed-up bot at once."""
+        try:
+            await self.store.add_bot(spec, _wall_ms())
+        except BotExists as exc:
+            raise CommandError(str(exc)) from None
+        await self.reload_bots()
+        return f"{spec.name} added: {spec.strategy} on {spec.symbol} {spec.timeframe.value}"
+
+    async def edit_bot(self, name: str, spec: BotSpec) -> str:
+        """Symbol, timeframe and strategy change only while the bot holds nothing (as with `bots edit`)."""
+        bot = self.bot(name)
+        old = bot.record.spec
+        if (spec.symbol, spec.timeframe, spec.strategy) != (old.symbol, old.timeframe, old.strategy) and self.holds_anything(bot):
+            raise CommandError(f"{name} holds a position or working orders; flatten it before changing symbol,"
+                               " timeframe or strategy")
+        try:
+            await self.store.update_bot(bot.id, spec, _wall_ms())
+        except BotExists as exc:
+            raise CommandError(str(exc)) from None
+        await self.reload_bots()
+        return f"{spec.name} updated"
+
+    async def remove_bot(self, name: str) -> str:
+        """Refused while the bot holds a position or working orders; its history stays in the database."""
+        bot = self.bot(name)
+        if self.holds_anything(bot):
+            raise CommandError(f"{name} holds a position or working orders; flatten it first")
+        await self.store.remove_bot(bot.id, _wall_ms())
+        await self.reload_bots()
+        return f"{name} removed (its history stays)"
+
     # -- changes queued by the CLI -------------------------------------------------------------------
 
     async def apply_pending_commands(self) -> None:
@@ -262,3 +301,7 @@ class Control:
         bars = needed_base_bars([bot], self.feed.base_timeframe)[bot.profile.symbol]
         history = await self.store.candles(bot.profile.symbol, self.feed.base_timeframe, limit=bars)
         warm_up([bot], {bot.profile.symbol: history}, self.feed.base_timeframe, self.regimes)
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)

@@ -198,6 +198,13 @@ class Store:
             return [Trade(r[1], r[2], Side(r[3]), Decimal(r[4]), Decimal(r[5]), Decimal(r[6]), r[7], r[8],
                           Decimal(r[9]), Decimal(r[10]), r[11]) for r in await cur.fetchall()]
 
+    async def equity_curve(self, bot_id: int) -> list[tuple[int, Decimal]]:
+        """The bot's equity rows (ts, equity), oldest first. The key is time first, so this scans the
+        table; the console asks for it once, when its detail screen opens."""
+        await self.flush()
+        async with self.conn.execute("SELECT ts, equity FROM equity_snapshots WHERE bot_id = ? ORDER BY ts", (bot_id,)) as cur:
+            return [(r[0], Decimal(r[1])) for r in await cur.fetchall()]
+
     async def strategy_states(self) -> dict[int, dict[str, Any]]:
         async with self.conn.execute("SELECT bot_id, state FROM strategy_state") as cur:
             return {r[0]: json.loads(r[1]) for r in await cur.fetchall()}
