@@ -330,9 +330,10 @@ def test_decisions_with_an_unknown_type(state: Path, untouched: Callable[[Path],
     before.check()
 
 
-def test_no_command_without_no_ui_is_refused(fresh_state: Path) -> None:
-    assert_refused(cli("--state-dir", fresh_state), "--no-ui")
+def test_bad_run_options_are_refused_before_anything_starts(fresh_state: Path) -> None:
     assert_refused(cli("--no-ui", "--log-format", "xml", "--state-dir", fresh_state), "--log-format")
+    assert_refused(cli("--color", "rainbow", "--state-dir", fresh_state), "--color")
+    assert_refused(cli("--ui-hz", "0", "--state-dir", fresh_state), "--ui-hz")
     assert not fresh_state.exists()
 
 

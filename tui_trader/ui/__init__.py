@@ -1,0 +1,1 @@
+"""The Textual console. Imported only when the console runs: `--no-ui` never loads textual."""

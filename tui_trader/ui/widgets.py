@@ -1,0 +1,111 @@
+"""The console's own widgets: risk gauges and the price chart."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from tui_trader.engine.risk_control import BotRisk, Gauge, PortfolioRisk
+from tui_trader.model import Candle, Trade
+from tui_trader.ui.views import hhmmss
+
+
+class RiskGauge(Widget):
+    """One line: label, a bar of value against its limit, and the numbers."""
+
+    DEFAULT_CSS = "RiskGauge { height: 1; }"
+    gauge: reactive[Gauge | None] = reactive(None)
+
+    def __init__(self, label: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.label = label
+
+    def render(self) -> Text:
+        gauge = self.gauge
+        label = f"{self.label:<13}"
+        if gauge is None:
+            return Text(f"{label} -", style="dim")
+        numbers = f" {gauge.value:,.2f} / {gauge.limit:,.2f}" if gauge.limit else f" {gauge.value:,.2f} (no limit)"
+        used = gauge.used or 0.0
+        width = max(self.size.width - len(label) - len(numbers) - 6, 4)
+        filled = round(min(max(used, 0.0), 1.0) * width)
+        style = "red" if used >= 0.85 else "yellow" if used >= 0.6 else "green"
+        return Text.assemble(label, ("█" * filled, style), ("░" * (width - filled), "dim"),
+                             (f" {used:4.0%}" if gauge.limit else "", style), numbers)
+
+
+class RiskPanel(Vertical):
+    """The selected bot's gauges and the portfolio's, against their limits."""
+
+    DEFAULT_CSS = "RiskPanel { height: auto; } RiskPanel > Static { height: 1; }"
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="risk-bot-title")
+        yield RiskGauge("exposure", id="g-bot-exposure")
+        yield RiskGauge("drawdown", id="g-bot-drawdown")
+        yield RiskGauge("today's loss", id="g-bot-daily")
+        yield Static(id="risk-portfolio-title")
+        yield RiskGauge("exposure", id="g-pf-exposure")
+        yield RiskGauge("to the stop", id="g-pf-drawdown")
+
+    def show(self, bot: BotRisk | None, portfolio: PortfolioRisk) -> None:
+        title = f"[b]{bot.name}[/b]" if bot else "no bot selected"
+        if bot is not None and bot.cooldown_until:
+            title += " [yellow](cooling down)[/]"
+        self.query_one("#risk-bot-title", Static).update(title)
+        for key, gauge in (("exposure", bot.exposure if bot else None), ("drawdown", bot.drawdown if bot else None),
+                           ("daily", bot.daily_loss if bot else None)):
+            self.query_one(f"#g-bot-{key}", RiskGauge).gauge = gauge
+        self.query_one("#risk-portfolio-title", Static).update(
+            f"[b]portfolio[/b] {portfolio.open_positions} open, stop in {portfolio.stop_distance:,.2f} USDT")
+        self.query_one("#g-pf-exposure", RiskGauge).gauge = portfolio.exposure
+        self.query_one("#g-pf-drawdown", RiskGauge).gauge = portfolio.drawdown
+
+
+class PriceChart(PlotextPlot):
+    """Candlesticks of the selected bot's market with its entries (▲/▼) and exits (x), and its
+    current stop and target as lines. Drawn only when the app asks (visible, at most 2 Hz)."""
+
+    def draw(self, title: str, candles: Sequence[Candle], trades: Sequence[Trade], entry: tuple[int, float, bool] | None,
+             stop: Decimal | None, target: Decimal | None) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title)
+        if not candles:
+            self.refresh()
+            return
+        shown = list(candles)[-max(10, self.size.width - 12):]  # more candles than columns only overlap
+        first_ts = shown[0].ts
+        step = (shown[1].ts - first_ts) if len(shown) > 1 else 60_000
+        index = {c.ts: i for i, c in enumerate(shown)}
+        xs = list(range(len(shown)))
+        plt.candlestick(xs, {"Open": [c.open for c in shown], "Close": [c.close for c in shown],
+                             "High": [c.high for c in shown], "Low": [c.low for c in shown]})
+
+        def x_of(ts: int) -> int | None:
+            return index.get(ts - (ts - first_ts) % step) if ts >= first_ts else None
+
+        for trade in trades:
+            for ts, value, marker, color in ((trade.entry_ts, trade.entry_price, "▲" if trade.side.sign > 0 else "▼", "green"),
+                                             (trade.exit_ts, trade.exit_price, "x", "red")):
+                x = x_of(ts)
+                if x is not None:
+                    plt.scatter([x], [float(value)], marker=marker, color=color)
+        if entry is not None and (x := x_of(entry[0])) is not None:
+            plt.scatter([x], [entry[1]], marker="▲" if entry[2] else "▼", color="green")
+        if stop is not None:
+            plt.hline(float(stop), color="red")
+        if target is not None:
+            plt.hline(float(target), color="green")
+        ticks = xs[:: max(1, len(xs) // 4)]
+        plt.xticks(ticks, [hhmmss(shown[i].ts)[:5] for i in ticks])
+        self.refresh()
