@@ -12,12 +12,14 @@ import typer
 
 from tui_trader.cli.bots import bots_app
 from tui_trader.cli.common import ConfigOpt, StateOpt, StrategiesOpt, context, run, setup_logging
+from tui_trader.cli.data import data_app
 from tui_trader.cli.decisions import decisions
 from tui_trader.cli.strategies import strategies_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help="Run and operate a portfolio of trading bots.")
 app.add_typer(bots_app, name="bots")
 app.add_typer(strategies_app, name="strategies")
+app.add_typer(data_app, name="data")
 app.command("decisions")(decisions)
 
 
