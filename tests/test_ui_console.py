@@ -369,3 +369,20 @@ async def test_resume_portfolio_after_a_kill_all(console: Harness) -> None:
         await pilot.press("R")
         await until(pilot, lambda: console.engine.global_state is BotState.RUNNING)
         assert app.check_action("resume_all", ()) is None
+
+
+def test_no_textual_method_is_overridden_by_accident() -> None:
+    """A helper named like a Textual internal (`_flush`, `visible`) silently replaces it."""
+    import inspect
+
+    from textual.app import App
+    from textual.screen import ModalScreen, Screen
+
+    from tui_trader.ui.actions import ConsoleActions
+
+    meant = {"__init__", "compose", "on_mount", "on_unmount", "on_resize", "check_action", "action_quit", "render"}
+    for cls, base in ((TraderApp, App), (ConsoleActions, App), (BotFormScreen, ModalScreen), (BotDetailScreen, Screen),
+                      (ConfirmScreen, ModalScreen), (KillAllScreen, ModalScreen), (QuitScreen, ModalScreen)):
+        own = {n for n, v in vars(cls).items() if inspect.isfunction(v) or isinstance(v, property)}
+        clashes = sorted(n for n in own - meant if hasattr(base, n))
+        assert not clashes, f"{cls.__name__} overrides {base.__name__}.{clashes}"

@@ -70,7 +70,7 @@ class ConsoleActions(_Base):
             self.notify(str(exc), severity="warning", markup=False)
             return False
         self.notify(result, markup=False)
-        self.refresh_console()
+        self.refresh_console(everything=True)
         return True
 
     async def act_on_bot(self, action: str, name: str) -> None:
@@ -128,7 +128,7 @@ class ConsoleActions(_Base):
             except CommandError as exc:
                 self.notify(str(exc), severity="error", markup=False)
                 return
-            self.refresh_console()
+            self.refresh_console(everything=True)
             self.select_bot(spec.name)
 
         self.push_screen(self._form(None), saved)
@@ -169,7 +169,7 @@ class ConsoleActions(_Base):
                 self.notify(await self.engine.remove_bot(name), markup=False)
             except CommandError as exc:
                 self.notify(str(exc), severity="error", markup=False)
-            self.refresh_console()
+            self.refresh_console(everything=True)
 
         self.push_screen(ConfirmScreen(f"Delete {name}?", [
             f"  {name} stops trading and leaves the console and `bots list`.",

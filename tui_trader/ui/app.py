@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Iterable
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Input, Log, Static
+from textual.widgets import DataTable, Footer, Input, Log
 
 from tui_trader.engine.orchestrator import Engine
 from tui_trader.engine.runtime import BotRuntime
@@ -29,19 +30,23 @@ from tui_trader.ui.commands import ConsoleCommands
 from tui_trader.ui.views import (
     BOT_COLUMNS,
     BOT_HEADERS,
+    BOT_WIDTHS,
     NARROW_BOT_COLUMNS,
     POSITION_COLUMNS,
     POSITION_HEADERS,
+    POSITION_WIDTHS,
     bot_cells,
     decision_line,
     position_cells,
     status_line,
+    with_name,
 )
-from tui_trader.ui.widgets import PriceChart, RiskPanel
+from tui_trader.ui.widgets import LiveTable, PriceChart, RiskPanel, TextLine
 
 PANES = ("bots", "log", "positions", "chart", "risk")
 CHART_MIN_SECONDS = 0.5  # at most 2 redraws a second: a candlestick build costs 20-50 ms
-LOG_KEPT = 2000
+LOG_KEPT = 2000  # lines of every bot's decisions
+BOT_LOG_KEPT = 500  # lines per bot, for showing one bot's log at once
 
 
 class TraderApp(ConsoleActions, App[None]):
@@ -81,8 +86,12 @@ class TraderApp(ConsoleActions, App[None]):
         self.scope_all = False  # the log shows every bot's decisions, not only the selected one's
         self.log_filter = ""
         self.active_pane = "bots"
-        self.history: dict[str, deque[tuple[str, Decision]]] = {}  # per bot, for switching the log's scope
-        self.all_history: deque[tuple[str, Decision]] = deque(maxlen=LOG_KEPT)
+        self.history: dict[str, deque[str]] = {}  # per bot: its log lines, for switching the log's scope
+        self.all_history: deque[tuple[str, str]] = deque(maxlen=LOG_KEPT)  # (bot, line)
+        self.stale_bots: set[str] = set()  # rows whose cells may have changed since they were last shown
+        self.bots_marked = False  # the market moved since the bots table was last brought up to date
+        self.positions_due = self.risk_due = True
+        self.bindings_key: tuple[object, ...] = ()
         self.bot_columns: tuple[str, ...] = BOT_COLUMNS  # all of them from 120 columns on, fewer below
         self.bot_rows: dict[str, tuple[object, ...]] = {}  # cells last shown, to update only what changed
         self.position_rows: dict[str, tuple[object, ...]] = {}
@@ -94,18 +103,18 @@ class TraderApp(ConsoleActions, App[None]):
     # -- layout ------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(id="status")
-        yield Static(id="pane-tabs")
+        yield TextLine(id="status")
+        yield TextLine(id="pane-tabs")
         with Vertical(id="main"):  # a grid when wide (see app.tcss), one pane at a time when narrow
             with Vertical(id="pane-bots", classes="pane"):
-                yield DataTable(id="bots", cursor_type="row", zebra_stripes=True)
+                yield LiveTable(id="bots", cursor_type="row", zebra_stripes=True)
             with Vertical(id="pane-log", classes="pane"):
                 yield Log(id="log", max_lines=LOG_KEPT)
                 yield Input(placeholder="filter the log (enter applies, empty clears, esc closes)", id="log-filter")
             with Vertical(id="pane-chart", classes="pane"):
                 yield PriceChart(id="chart")
             with Vertical(id="pane-positions", classes="pane"):
-                yield DataTable(id="positions", cursor_type="none")
+                yield LiveTable(id="positions", cursor_type="none")
             with Vertical(id="pane-risk", classes="pane"):
                 yield RiskPanel(id="risk")
         yield Footer()
@@ -117,8 +126,8 @@ class TraderApp(ConsoleActions, App[None]):
         self.bot_columns = self._columns_for_width()
         self._add_bot_columns()
         positions = self.query_one("#positions", DataTable)
-        for key, header in zip(POSITION_COLUMNS, POSITION_HEADERS, strict=True):
-            positions.add_column(header, key=key)
+        for key, header, width in zip(POSITION_COLUMNS, POSITION_HEADERS, POSITION_WIDTHS, strict=True):
+            positions.add_column(header, key=key, width=width)
         self.query_one("#log-filter").display = False
         self.apply_panes()
         self.refresh_console(everything=True)
@@ -133,8 +142,11 @@ class TraderApp(ConsoleActions, App[None]):
     def _add_bot_columns(self) -> None:
         table = self.query_one("#bots", DataTable)
         headers = dict(zip(BOT_COLUMNS, BOT_HEADERS, strict=True))
+        fixed = sum(BOT_WIDTHS[k] + 2 for k in self.bot_columns if k != "last")  # + cell padding
         for key in self.bot_columns:
-            table.add_column(headers[key], key=key)
+            # the last decision takes what is left of the width (the pane's border and scrollbar take 3)
+            width = max(20, self.size.width - 3 - fixed - 2) if key == "last" else BOT_WIDTHS[key]
+            table.add_column(headers[key], key=key, width=width)
 
     def _sync_columns(self) -> None:
         """Crossing 120 columns changes the bots table's columns (as the CSS changes its panes)."""
@@ -147,9 +159,14 @@ class TraderApp(ConsoleActions, App[None]):
         table.clear(columns=True)
         self._add_bot_columns()
         self.bot_rows.clear()
-        self._refresh_bots(set(), True)
+        self.bots_marked = True
+        self._refresh_bots()
         table.move_cursor(row=cursor)
         self.refresh_bindings()
+
+    def on_resize(self) -> None:
+        if self.mounted:  # crossing 120 columns changes the panes and the table's columns
+            self.refresh_console(everything=True)
 
     def on_unmount(self) -> None:
         self.unsubscribe()
@@ -171,55 +188,93 @@ class TraderApp(ConsoleActions, App[None]):
             self.query_one(f"#pane-{name}").set_class(name == self.active_pane, "-active")
         tabs = "  ".join(f"[reverse] {i + 1} {n} [/]" if n == self.active_pane else f" {i + 1} {n} "
                          for i, n in enumerate(PANES))
-        self.query_one("#pane-tabs", Static).update(tabs)
+        self.query_one("#pane-tabs", TextLine).show(tabs)
         self.chart_due = True
+        if self.mounted:
+            self.refresh_console(everything=True)
 
     # -- the flush ---------------------------------------------------------------------------------------
 
+    def pane_shown(self, pane: str) -> bool:
+        return not self.screen.has_class("-narrow") or self.active_pane == pane
+
     def refresh_console(self, everything: bool = False) -> None:
-        """Move what the engine reported since the last flush into the widgets."""
+        """Move what the engine reported since the last flush into the widgets: only what changed,
+        only into panes that are visible (a hidden pane is brought up to date when it is shown)."""
         if not self.is_running:  # shutting down: the timer can still fire while the widgets are removed
             return
-        pending = self.buffer.take()
-        engine = self.engine
         self._sync_columns()
-        if everything or pending.market_moved or pending.dirty or pending.portfolio_changed:
-            self.query_one("#status", Static).update(status_line(engine, self.market))
-        self._refresh_bots(pending.dirty, pending.market_moved or everything)
-        self._refresh_positions()
+        if not everything and self.buffer.idle():  # nothing happened: an idle console costs next to nothing
+            self._maybe_draw_chart()  # but a redraw the throttle held back still happens
+            return
+        pending = self.buffer.take()
+        changed = everything or pending.market_moved or bool(pending.dirty) or pending.portfolio_changed
+        if changed:
+            self.query_one("#status", TextLine).show(status_line(self.engine, self.market))
+        self.stale_bots |= pending.dirty
+        self.bots_marked = self.bots_marked or pending.market_moved or everything
+        if self.pane_shown("bots"):
+            self._refresh_bots()
+        self.positions_due = self.positions_due or changed
+        if self.positions_due and self.pane_shown("positions"):
+            self.positions_due = False
+            self._refresh_positions()
         self._append_log(pending.decisions)
-        self._refresh_risk()
-        if pending.dirty or pending.portfolio_changed:
-            self.refresh_bindings()
+        self.risk_due = self.risk_due or changed
+        if self.risk_due and self.pane_shown("risk"):
+            self.risk_due = False
+            self._refresh_risk()
+        self._refresh_bindings_if_changed()
         if self.selected in pending.traded:
             self.load_selected()
         self.chart_due = self.chart_due or pending.market_moved
         self._maybe_draw_chart()
 
-    def _refresh_bots(self, dirty: set[str], market_moved: bool) -> None:
-        table = self.query_one("#bots", DataTable)
+    def _refresh_bindings_if_changed(self) -> None:
+        """The footer greys out keys by the selected bot's state: recompute it only when that changes."""
+        bot = self.selected_bot()
+        key = (self.engine.global_state, self.selected, bot.state if bot else None,
+               bool(bot and (bot.ledger.position.is_open or bot.orders)))
+        if key != self.bindings_key:
+            self.bindings_key = key
+            self.refresh_bindings()
+
+    def _visible_rows(self, table: DataTable) -> range:
+        first = int(table.scroll_y)
+        return range(first, first + max(table.size.height, 1))
+
+    def _refresh_bots(self) -> None:
+        """Cells of the rows on screen that changed (a DataTable repaints its whole view on any change,
+        so rows scrolled out of view wait until they come back)."""
+        table = self.query_one("#bots", LiveTable)
         bots = {b.name: b for b in self.engine.bots.values()}
         for gone in [name for name in self.bot_rows if name not in bots]:
             table.remove_row(gone)
             del self.bot_rows[gone]
-        for name, bot in bots.items():
-            if name in self.bot_rows and name not in dirty and not (market_moved and bot.ledger.position.is_open):
-                continue
+        if self.bots_marked:  # the market moved: every open position's P&L changed
+            self.stale_bots.update(name for name, bot in bots.items() if bot.ledger.position.is_open)
+            self.bots_marked = False
+        new = [name for name in bots if name not in self.bot_rows]
+        window = self._visible_rows(table)
+        for name in [*new, *(n for n in self.stale_bots if n in bots and n in self.bot_rows
+                             and table.get_row_index(n) in window)]:
+            bot = bots[name]
             every = dict(zip(BOT_COLUMNS, bot_cells(self.engine, bot, self.buffer.last_decision.get(name)), strict=True))
             cells = tuple(every[c] for c in self.bot_columns)
             before = self.bot_rows.get(name)
             if before is None:
                 table.add_row(*cells, key=name)
             else:
-                for column, old, new in zip(self.bot_columns, before, cells, strict=True):
-                    if old != new:
-                        table.update_cell(name, column, new, update_width=True)
+                for column, old, value in zip(self.bot_columns, before, cells, strict=True):
+                    if old != value:
+                        table.set_cell(name, column, value)
             self.bot_rows[name] = cells
+            self.stale_bots.discard(name)
         if self.selected is None and table.row_count:
             self.select_bot(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
     def _refresh_positions(self) -> None:
-        table = self.query_one("#positions", DataTable)
+        table = self.query_one("#positions", LiveTable)
         holding = {b.name: b for b in self.engine.bots.values() if b.ledger.position.is_open}
         for gone in [name for name in self.position_rows if name not in holding]:
             table.remove_row(gone)
@@ -230,32 +285,36 @@ class TraderApp(ConsoleActions, App[None]):
             if before is None:
                 table.add_row(*cells, key=name)
             else:
-                for column, old, new in zip(POSITION_COLUMNS, before, cells, strict=True):
-                    if old != new:
-                        table.update_cell(name, column, new, update_width=True)
+                for column, old, value in zip(POSITION_COLUMNS, before, cells, strict=True):
+                    if old != value:
+                        table.set_cell(name, column, value)
             self.position_rows[name] = cells
 
     def _append_log(self, decisions: list[tuple[str, Decision]]) -> None:
-        for item in decisions:
-            self.all_history.append(item)
-            self.history.setdefault(item[0], deque(maxlen=LOG_KEPT)).append(item)
-        who = (lambda n: n) if self.scope_all else (lambda n: None)
-        lines = [line for line in (decision_line(who(n), d) for n, d in decisions if self._in_scope(n)) if self._passes(line)]
+        """Kept as plain strings: thousands of Decision objects held here would slow every GC pass."""
+        lines = []
+        for name, decision in decisions:
+            line = decision_line(None, decision)
+            self.all_history.append((name, line))
+            kept = self.history.get(name)
+            if kept is None:
+                kept = self.history[name] = deque(maxlen=BOT_LOG_KEPT)
+            kept.append(line)
+            if self.scope_all or name == self.selected:
+                shown = with_name(name, line) if self.scope_all else line
+                if not self.log_filter or self.log_filter in shown.lower():
+                    lines.append(shown)
         if lines:
             self.query_one("#log", Log).write_lines(lines)
 
-    def _in_scope(self, bot_name: str) -> bool:
-        return self.scope_all or bot_name == self.selected
-
-    def _passes(self, line: str) -> bool:
-        return not self.log_filter or self.log_filter in line.lower()
-
     def rewrite_log(self) -> None:
-        source = self.all_history if self.scope_all else self.history.get(self.selected or "", ())
+        if self.scope_all:
+            source: Iterable[str] = (with_name(n, line) for n, line in self.all_history)
+        else:
+            source = self.history.get(self.selected or "", ())
         log = self.query_one("#log", Log)
         log.clear()
-        log.write_lines([line for line in (decision_line(n if self.scope_all else None, d) for n, d in source)
-                         if self._passes(line)])
+        log.write_lines([line for line in source if not self.log_filter or self.log_filter in line.lower()])
         scope = "all bots" if self.scope_all else (self.selected or "-")
         extra = f", filter '{self.log_filter}'" if self.log_filter else ""
         self.query_one("#pane-log").border_title = f"Decisions: {scope}{extra}"
@@ -323,18 +382,19 @@ class TraderApp(ConsoleActions, App[None]):
         if not self.is_running:
             return
         since = list(self.all_history)
-        seen = {(d.bot_id, d.ts, d.decision_type, d.summary) for _, d in since}
-        stored = [(names[d.bot_id], d) for _, d in rows
-                  if d.bot_id in names and (d.bot_id, d.ts, d.decision_type, d.summary) not in seen]
+        seen = set(since)
+        stored = [(names[d.bot_id], decision_line(None, d)) for _, d in rows if d.bot_id in names]
         self.all_history.clear()
         self.history.clear()
-        for item in [*stored, *since]:
-            self.all_history.append(item)
-            self.history.setdefault(item[0], deque(maxlen=LOG_KEPT)).append(item)
-        for name, items in self.history.items():
-            self.buffer.last_decision.setdefault(name, items[-1][1])
+        for name, line in [*(item for item in stored if item not in seen), *since]:
+            self.all_history.append((name, line))
+            self.history.setdefault(name, deque(maxlen=BOT_LOG_KEPT)).append(line)
+        for _, d in reversed(rows):  # the last decision column, for bots that have not decided since
+            if d.bot_id in names:
+                self.buffer.last_decision.setdefault(names[d.bot_id], d)
         self.rewrite_log()
-        self._refresh_bots(set(self.history), False)
+        self.stale_bots.update(self.history)
+        self.refresh_console(everything=True)
 
     @work(exclusive=True, group="selection")
     async def load_selected(self) -> None:

@@ -23,6 +23,10 @@ class Pending:
     market_moved: bool = False
     portfolio_changed: bool = False
 
+    @property
+    def empty(self) -> bool:
+        return not (self.decisions or self.dirty or self.traded or self.market_moved or self.portfolio_changed)
+
 
 class EngineBuffer:
     def __init__(self, max_decisions: int = 2000) -> None:
@@ -56,6 +60,10 @@ class EngineBuffer:
                 pending.portfolio_changed = True
             else:
                 pending.dirty.add(event.bot_name)
+
+    def idle(self) -> bool:
+        """Nothing reported since the last take."""
+        return self._pending.empty and not self._decisions
 
     def take(self) -> Pending:
         """Everything since the last call (decisions beyond `max_decisions` were dropped: nobody reads that fast)."""

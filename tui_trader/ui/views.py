@@ -35,8 +35,13 @@ DECISION_STYLE = {
 BOT_COLUMNS = ("name", "symbol", "tf", "strategy", "risk", "state", "position", "upnl", "realized", "dd", "last")
 BOT_HEADERS = ("Bot", "Symbol", "TF", "Strategy", "Risk", "State", "Position", "uPnL", "Realized", "DD%", "Last decision")
 NARROW_BOT_COLUMNS = ("name", "tf", "state", "position", "upnl", "realized", "dd")  # fits 80 columns; the rest is a key away
-POSITION_COLUMNS = ("bot", "symbol", "side", "qty", "entry", "mark", "stop", "target", "upnl")
-POSITION_HEADERS = ("Bot", "Symbol", "Side", "Qty", "Entry", "Mark", "Stop", "Target", "uPnL")
+# Fixed widths: a column re-measure on every changed cell costs time, and a live table must not jitter.
+BOT_WIDTHS = {"name": 16, "symbol": 9, "tf": 3, "strategy": 17, "risk": 10, "state": 10, "position": 12, "upnl": 9,
+              "realized": 9, "dd": 4}  # "last" takes the rest
+# Fits 80 columns: the side is the quantity's sign (and colour); the symbol is the bot's.
+POSITION_COLUMNS = ("bot", "qty", "entry", "mark", "stop", "target", "upnl")
+POSITION_HEADERS = ("Bot", "Qty", "Entry", "Mark", "Stop", "Target", "uPnL")
+POSITION_WIDTHS = (14, 8, 8, 8, 8, 8, 8)
 
 
 def hhmmss(ts_ms: int) -> str:
@@ -82,10 +87,14 @@ def last_decision(decision: Decision | None) -> Text:
 def position_cells(engine: Engine, bot: BotRuntime) -> tuple[str | Text, ...]:
     position = bot.ledger.position
     mark = engine.marks.get(position.symbol)
-    side = "long" if position.qty > 0 else "short"
-    return (bot.name, position.symbol, Text(side, style="green" if position.qty > 0 else "red"), str(abs(position.qty)),
+    return (bot.name, Text(f"{position.qty:+}", style="green" if position.qty > 0 else "red"),
             price(position.entry_price), price(mark), price(position.stop_price), price(position.target_price),
             signed(position.unrealized_pnl(mark) if mark is not None else ZERO))
+
+
+def with_name(bot_name: str, line: str) -> str:
+    """A one-bot log line (from decision_line) with the bot's name after the time."""
+    return f"{line[:9]}{bot_name:<16.16} {line[9:]}"
 
 
 def decision_line(bot_name: str | None, decision: Decision, dated: bool = False) -> str:

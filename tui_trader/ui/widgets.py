@@ -4,18 +4,48 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
+from textual.widgets.data_table import ColumnKey, RowKey
 from textual_plotext import PlotextPlot
 
 from tui_trader.engine.risk_control import BotRisk, Gauge, PortfolioRisk
 from tui_trader.model import Candle, Trade
 from tui_trader.ui.views import hhmmss
+
+
+class TextLine(Static):
+    """A fixed-size line of text that repaints only when its text changes, and without a layout pass
+    (an update that changes nothing still repaints, and a layout pass repaints the whole screen)."""
+
+    DEFAULT_CSS = "TextLine { height: 1; }"
+
+    def __init__(self, *, id: str | None = None, markup: bool = True) -> None:
+        super().__init__(id=id, markup=markup)
+        self.text: str | Text = ""
+
+    def show(self, text: str | Text) -> None:
+        if text != self.text:
+            self.text = text
+            self.update(text, layout=False)
+
+
+class LiveTable(DataTable[Any]):
+    """A DataTable for cells that change several times a second: `set_cell` repaints only the row
+    it changes. `DataTable.update_cell` repaints the whole view, so a console where a few rows
+    change four times a second sent every visible row each time (over SSH, bytes are the cost).
+    It writes the cell where `update_cell` does (textual is pinned: see pyproject)."""
+
+    def set_cell(self, row_key: str, column_key: str, value: object) -> None:
+        self._data[RowKey(row_key)][ColumnKey(column_key)] = value
+        self._update_count += 1  # the key of the row render caches
+        self.refresh_row(self.get_row_index(row_key))
 
 
 class RiskGauge(Widget):
@@ -45,14 +75,14 @@ class RiskGauge(Widget):
 class RiskPanel(Vertical):
     """The selected bot's gauges and the portfolio's, against their limits."""
 
-    DEFAULT_CSS = "RiskPanel { height: auto; } RiskPanel > Static { height: 1; }"
+    DEFAULT_CSS = "RiskPanel { height: auto; }"
 
     def compose(self) -> ComposeResult:
-        yield Static(id="risk-bot-title")
+        yield TextLine(id="risk-bot-title")
         yield RiskGauge("exposure", id="g-bot-exposure")
         yield RiskGauge("drawdown", id="g-bot-drawdown")
         yield RiskGauge("today's loss", id="g-bot-daily")
-        yield Static(id="risk-portfolio-title")
+        yield TextLine(id="risk-portfolio-title")
         yield RiskGauge("exposure", id="g-pf-exposure")
         yield RiskGauge("to the stop", id="g-pf-drawdown")
 
@@ -60,11 +90,11 @@ class RiskPanel(Vertical):
         title = f"[b]{bot.name}[/b]" if bot else "no bot selected"
         if bot is not None and bot.cooldown_until:
             title += " [yellow](cooling down)[/]"
-        self.query_one("#risk-bot-title", Static).update(title)
+        self.query_one("#risk-bot-title", TextLine).show(title)
         for key, gauge in (("exposure", bot.exposure if bot else None), ("drawdown", bot.drawdown if bot else None),
                            ("daily", bot.daily_loss if bot else None)):
             self.query_one(f"#g-bot-{key}", RiskGauge).gauge = gauge
-        self.query_one("#risk-portfolio-title", Static).update(
+        self.query_one("#risk-portfolio-title", TextLine).show(
             f"[b]portfolio[/b] {portfolio.open_positions} open, stop in {portfolio.stop_distance:,.2f} USDT")
         self.query_one("#g-pf-exposure", RiskGauge).gauge = portfolio.exposure
         self.query_one("#g-pf-drawdown", RiskGauge).gauge = portfolio.drawdown
