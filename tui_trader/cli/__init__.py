@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from tui_trader.cli.backtest import backtest
 from tui_trader.cli.bots import bots_app
 from tui_trader.cli.common import ConfigOpt, StateOpt, StrategiesOpt, context, run, setup_logging
 from tui_trader.cli.decisions import decisions
@@ -19,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=False, help="Run and ope
 app.add_typer(bots_app, name="bots")
 app.add_typer(strategies_app, name="strategies")
 app.command("decisions")(decisions)
+app.command("backtest")(backtest)
 
 
 @app.callback(invoke_without_command=True)
