@@ -12,6 +12,7 @@ carries ATR for the stop; the engine always attaches one).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -53,7 +54,7 @@ class SmaCross(Strategy):
         self._streams = (self.fast, self.slow, self.atr)
         self.fast_now = self.slow_now = self.fast_prev = self.slow_prev = self.atr_now = NAN
         self._ready = False
-        self._batch: tuple[dict[int, int], list[float], list[float], list[float]] | None = None
+        self._batch: tuple[list[int], np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def warmup(self) -> int:
@@ -63,10 +64,10 @@ class SmaCross(Strategy):
         if candle.timeframe != self.timeframe:
             return
         if self._batch is not None:
-            index, fast, slow, atr = self._batch
-            i = index[candle.ts]
-            self.fast_prev, self.slow_prev = (fast[i - 1], slow[i - 1]) if i else (NAN, NAN)
-            self.fast_now, self.slow_now, self.atr_now = fast[i], slow[i], atr[i]
+            times, fast, slow, atr = self._batch
+            i = bisect_left(times, candle.ts)
+            self.fast_prev, self.slow_prev = (float(fast[i - 1]), float(slow[i - 1])) if i else (NAN, NAN)
+            self.fast_now, self.slow_now, self.atr_now = float(fast[i]), float(slow[i]), float(atr[i])
             return
         self.fast_prev, self.slow_prev = self.fast_now, self.slow_now
         self.fast_now = self.fast.update(candle)  # type: ignore[assignment]
@@ -79,8 +80,7 @@ class SmaCross(Strategy):
         slow = talib.SMA(close, timeperiod=self.p.slow)
         atr = talib.ATR(np.asarray(bars["high"], dtype=np.float64), np.asarray(bars["low"], dtype=np.float64), close,
                         timeperiod=self.p.atr_period)
-        index = {int(ts): i for i, ts in enumerate(bars["ts"])}
-        self._batch = (index, fast.tolist(), slow.tolist(), atr.tolist())
+        self._batch = (bars["ts"].tolist(), fast, slow, atr)
         fast_prev, slow_prev = np.r_[NAN, fast[:-1]], np.r_[NAN, slow[:-1]]
         return ((fast_prev < slow_prev) & (fast > slow)) | ((fast_prev > slow_prev) & (fast < slow))
 

@@ -24,12 +24,15 @@ A test holds the fast path equal to the every-bar one.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -48,9 +51,11 @@ from tui_trader.model import (
     Fill,
     Order,
     OrderPurpose,
+    OrderRequest,
     OrderStatus,
     OrderUpdate,
     Phase,
+    Position,
     Regime,
     Trade,
     timeframe_ms,
@@ -96,8 +101,8 @@ class RunResult:
     capital: Decimal
     trades: list[Trade]
     fills: list[Fill]
-    decisions: list[Decision]  # everything but the routine NO_SETUP / HOLD / WARMING_UP of skipped bars
-    routine: Counter[DecisionType]  # routine decisions of the bars the fast path skipped
+    raw_decisions: list[Decision | Deferred]  # everything but the routine decisions of the bars not run
+    routine: Counter[DecisionType]  # routine decisions of the bars the fast path did not run the cycle on
     segments: list[Segment]
     final_equity: Decimal
     wallet: Decimal
@@ -106,8 +111,13 @@ class RunResult:
     bars_processed: int
     out_of_money: bool = False
 
+    @cached_property
+    def decisions(self) -> list[Decision]:
+        """Every decision made, in order (the routine ones of skipped bars are only counted)."""
+        return [d if type(d) is Decision else d.build() for d in self.raw_decisions]  # type: ignore[union-attr]
+
     def decision_counts(self) -> Counter[DecisionType]:
-        counts = Counter(d.decision_type for d in self.decisions)
+        counts = Counter(d.decision_type for d in self.raw_decisions)
         counts.update(self.routine)
         return counts
 
@@ -119,6 +129,42 @@ class RunResult:
         for seg, lo, hi in zip(self.segments, bounds, bounds[1:], strict=False):
             out[lo:hi] = seg.wallet + seg.qty * (close[lo:hi] - seg.entry)
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A decision of the orchestrator's kind, its text written only when someone reads it: the
+    arguments are snapshots, so the text is the one it would have had when it was made."""
+
+    decision_type: DecisionType
+    build_fn: Callable[..., Decision]
+    args: tuple[Any, ...]
+
+    def build(self) -> Decision:
+        return self.build_fn(*self.args)
+
+
+def _trade_exited(bot_id: int, trade: Trade) -> Decision:
+    side = "long" if trade.side.sign > 0 else "short"
+    return Decision(bot_id, trade.exit_ts, Phase.FILL, DecisionType.TRADE_EXITED,
+                    f"closed {side} {trade.qty} @ {trade.exit_price} ({trade.exit_reason}): P&L {trade.net_pnl:+.2f}"
+                    f" after {trade.fees:.2f} fees", {"pnl": str(trade.pnl), "fees": str(trade.fees),
+                                                      "reason": trade.exit_reason, "entry_price": str(trade.entry_price),
+                                                      "exit_price": str(trade.exit_price)})
+
+
+def _trade_entered(bot_id: int, fill: Fill, position: Position, mark: Decimal) -> Decision:
+    return Decision(bot_id, fill.ts, Phase.FILL, DecisionType.TRADE_ENTERED, f"entered {describe_position(position, mark)}",
+                    {"price": str(fill.price), "qty": str(fill.qty), "fee": str(fill.fee)})
+
+
+def _order_placed(bot_id: int, ts: int, request: OrderRequest) -> Decision:
+    levels = f", stop {request.stop_loss}, target {request.take_profit}" if request.stop_loss else ""
+    return Decision(
+        bot_id, ts, Phase.EXECUTE, DecisionType.ORDER_PLACED,
+        f"{request.purpose.value}: {request.order_type.value.lower()} {request.side.value.lower()} {request.qty}"
+        f" {request.symbol}{' reduce-only' if request.reduce_only else ''}{levels}",
+        {"client_order_id": request.client_order_id, "qty": str(request.qty)})
 
 
 class _Listener:
@@ -156,10 +202,14 @@ class Backtest:
         self.state, self.state_reason = BotState.RUNNING, ""
         self.orders: dict[str, Order] = {}
         self.next_seq = 1
-        self.equity = profile.capital
+        self.equity: Decimal | None = profile.capital
+        self._close = math.nan  # of the tick being processed
+        self._tick_f = float(profile.instrument.tick_size)
+        self._high_water_f = float(profile.capital) * (1 - 1e-12)
+        self._books_f = (0.0, 0.0, float(profile.capital))  # qty, entry, wallet as floats (for bounds)
         self.now_ts = 0
         self.mark: Decimal | None = None
-        self.decisions: list[Decision] = []
+        self.decisions: list[Decision | Deferred] = []
         self.routine: Counter[DecisionType] = Counter()
         self.trades: list[Trade] = []
         self.fills: list[Fill] = []
@@ -201,8 +251,12 @@ class Backtest:
     # -- the run --------------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        # No cyclic collection during the run (it allocates millions of objects, none in a cycle), and
+        # none over the results afterwards: they are frozen (reference counting still frees them).
         with collector_paused():
-            return self._run()
+            result = self._run()
+            gc.freeze()
+        return result
 
     def _run(self) -> RunResult:
         self._warm_up()
@@ -243,6 +297,7 @@ class Backtest:
         if self.fast:
             rs = regime_series(self.bot_bars.high, self.bot_bars.low, self.bot_bars.close)
             self.regime_list, self.regime_atr, self.regime_of = rs.regimes, rs.atr, rs.features
+            self.regime_codes = rs.codes
             if j_start:
                 self.strategy.update(self.bot_bars.candle(j_start - 1))
                 self.strategy.ready()
@@ -267,9 +322,8 @@ class Backtest:
         assert self.mask is not None
         static = np.zeros(n, dtype=bool)
         emitted, mask = self.bot_emitted, self.mask
-        regimes = self.regime_list
-        changed = np.fromiter((regimes[j] is not regimes[j - 1] if j else True for j in range(len(regimes))),
-                              dtype=bool, count=len(regimes))
+        codes = self.regime_codes
+        changed = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
         self.cycle_hot = (mask | changed).tolist()
         static[emitted[mask | changed]] = True
         close_ts = self.bars.ts + timeframe_ms(self.bars.timeframe)
@@ -366,9 +420,13 @@ class Backtest:
         self._processed += 1
         candle = self._candle(k)
         self.exchange.process_candle(candle)
-        self.mark = self.instrument.round_price(candle.close)
+        self._close = candle.close
+        self.mark = None  # the close on the tick grid, when something needs it (`_mark`)
         self.now_ts = max(self.now_ts, candle.close_ts)
         booked = self._book()
+        if booked:
+            position = self.ledger.position
+            self._books_f = (float(position.qty), float(position.entry_price), float(self.ledger.wallet))
         self._risk_pass()
         for tf, j in self.other_at.get(k, ()):
             self.cycle.on_other_timeframe(self.series[tf][0].candle(j))
@@ -393,6 +451,7 @@ class Backtest:
     def _segment(self, k: int) -> None:
         position = self.ledger.position
         seg = Segment(k, float(self.ledger.wallet), float(position.qty), float(position.entry_price))
+        self._books_f = (seg.qty, seg.entry, seg.wallet)
         if self.segments and self.segments[-1].start == k:
             self.segments[-1] = seg
         elif not self.segments or (self.segments[-1].wallet, self.segments[-1].qty, self.segments[-1].entry) != (
@@ -447,19 +506,14 @@ class Backtest:
             position.initial_stop = order.request.stop_loss
         if trades:
             self._cooldown(fill.ts)
-        mark = self.mark if self.mark is not None else fill.price
-        for trade in trades:
+        decisions = self.decisions
+        for trade in trades:  # a trade's exit_ts is its fill's ts
             self.trades.append(trade)
-            side = "long" if trade.side.sign > 0 else "short"
-            self._decide(Decision(
-                self.bot_id, fill.ts, Phase.FILL, DecisionType.TRADE_EXITED,
-                f"closed {side} {trade.qty} @ {trade.exit_price} ({trade.exit_reason}): P&L {trade.net_pnl:+.2f}"
-                f" after {trade.fees:.2f} fees", {"pnl": str(trade.pnl), "fees": str(trade.fees), "reason": trade.exit_reason,
-                                                  "entry_price": str(trade.entry_price), "exit_price": str(trade.exit_price)}))
-        if position.is_open and (position.side is not side_before or not trades):
-            self._decide(Decision(self.bot_id, fill.ts, Phase.FILL, DecisionType.TRADE_ENTERED,
-                                  f"entered {describe_position(position, mark)}",
-                                  {"price": str(fill.price), "qty": str(fill.qty), "fee": str(fill.fee)}))
+            decisions.append(Deferred(DecisionType.TRADE_EXITED, _trade_exited, (self.bot_id, trade)))
+        if position.qty and (position.side is not side_before or not trades):
+            mark = self._mark() if self._close == self._close else fill.price
+            decisions.append(Deferred(DecisionType.TRADE_ENTERED, _trade_entered,
+                                      (self.bot_id, fill, replace(position), mark)))
 
     def _cooldown(self, ts: int) -> None:
         ledger, risk = self.ledger, self.profile.risk
@@ -479,15 +533,36 @@ class Backtest:
                               f"{before.value} -> {to.value} by {source}{': ' + reason if reason else ''}",
                               {"command": command, "source": source}))
 
+    def _mark(self) -> Decimal:
+        if self.mark is None:
+            self.mark = self.instrument.round_price(self._close)
+        return self.mark
+
+    def _equity(self) -> Decimal:
+        """The bot's equity at this tick's mark, as the orchestrator's risk pass computes it."""
+        if self.equity is None:
+            ledger = self.ledger
+            self.equity = ledger.equity(self._mark()) if ledger.position.qty else ledger.wallet
+        return self.equity
+
     def _risk_pass(self) -> None:
         now = self.now_ts
         day = now - now % DAY_MS
         ledger = self.ledger
-        equity = ledger.equity(self.mark) if ledger.position.qty else ledger.wallet
-        self.equity = equity
-        if equity > ledger.high_water:
-            ledger.high_water = equity
+        self.equity = None
+        qty = ledger.position.qty
+        if qty:
+            # Exactly only where it can matter: a float bound first (a tick of slack for the mark's rounding).
+            q, entry, wallet = self._books_f
+            near = wallet + q * (self._close - entry) + abs(q) * self._tick_f >= self._high_water_f
+            if near and self._equity() > ledger.high_water:
+                ledger.high_water = self.equity  # type: ignore[assignment]
+                self._high_water_f = float(ledger.high_water) * (1 - 1e-12)
+        elif ledger.wallet > ledger.high_water:
+            ledger.high_water = ledger.wallet
+            self._high_water_f = float(ledger.high_water) * (1 - 1e-12)
         if ledger.day_start != day:
+            equity = self._equity()
             first = ledger.day_start == 0
             ledger.day_start, ledger.day_start_equity = day, equity
             if not first and self.state is BotState.PAUSED:
@@ -496,10 +571,12 @@ class Backtest:
                 if (gate == "daily_loss" and risk.daily_loss_resume == "next_day") or (
                         gate == "drawdown" and risk.drawdown_resume == "next_day"):
                     ledger.high_water = equity
+                    self._high_water_f = float(equity) * (1 - 1e-12)
                     date = datetime.fromtimestamp(day / 1000, UTC).date().isoformat()
                     self._set_state(BotState.RUNNING, "resume", "risk:new_day", f"trading day {date} began: {gate} limit reset")
-        if self.state is BotState.RUNNING:
-            breach = loss_breach(equity, ledger.day_start_equity, ledger.high_water, self.profile.limits)
+        limits = self.profile.limits
+        if self.state is BotState.RUNNING and (limits.daily_loss is not None or limits.drawdown is not None):
+            breach = loss_breach(self._equity(), ledger.day_start_equity, ledger.high_water, limits)
             if breach is not None:
                 gate, reason = breach
                 self._set_state(BotState.PAUSED, "pause", f"risk:{gate}", f"{gate}: {reason}")
@@ -515,11 +592,12 @@ class Backtest:
             features = self.regime_of(j) if regime is not self.cycle.regime else None
         ledger = self.ledger
         orders = self.orders.values()
+        equity = self._equity()
         ctx = CycleContext(
-            self.now_ts, self.state, self.state_reason, ledger.position, self.equity, self.equity, regime, features,
-            any(o.request.purpose is OrderPurpose.ENTRY for o in orders),
-            any(o.request.purpose in (OrderPurpose.EXIT, OrderPurpose.FLATTEN) for o in orders), self.next_seq,
-            ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, None, atr)
+            self.now_ts, self.state, self.state_reason, ledger.position, equity, equity, regime, features,
+            bool(orders) and any(o.request.purpose is OrderPurpose.ENTRY for o in orders),
+            bool(orders) and any(o.request.purpose in (OrderPurpose.EXIT, OrderPurpose.FLATTEN) for o in orders),
+            self.next_seq, ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, None, atr)
         result = self.cycle.on_candle(candle, ctx)
         self.decisions.extend(result.decisions)
         for intent in result.intents:
@@ -560,12 +638,7 @@ class Backtest:
                                   {"client_order_id": request.client_order_id}))
             return
         order.status, order.updated_ts = OrderStatus.NEW, self.now_ts
-        levels = f", stop {request.stop_loss}, target {request.take_profit}" if request.stop_loss else ""
-        self._decide(Decision(
-            self.bot_id, self.now_ts, Phase.EXECUTE, DecisionType.ORDER_PLACED,
-            f"{request.purpose.value}: {request.order_type.value.lower()} {request.side.value.lower()} {request.qty}"
-            f" {request.symbol}{' reduce-only' if request.reduce_only else ''}{levels}",
-            {"client_order_id": request.client_order_id, "qty": str(request.qty)}))
+        self.decisions.append(Deferred(DecisionType.ORDER_PLACED, _order_placed, (self.bot_id, self.now_ts, request)))
 
 
 def run_backtest(bars: Bars, profile: BotProfile, make_strategy: Callable[[], Strategy], fills: FillSettings,
