@@ -9,6 +9,8 @@ import csv
 import gzip
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -142,3 +144,46 @@ def test_unreadable_data_and_missing_candles_exit_2(tmp_path: Path, run_cli: Cal
     assert result.returncode == 2 and "missing.csv" in result.stderr, result.stderr
     result = run_cli(*base)
     assert result.returncode == 2 and "no ETHUSDT candles of 1m or finer" in result.stderr, result.stderr
+
+
+DOM = r"""
+class El { constructor(){ this.children=[]; this.innerHTML=''; this.style={}; this.listeners={}; this.textContent=''; }
+  appendChild(c){ this.children.push(c); return c; } setAttribute(){} insertAdjacentHTML(_, html){ this.innerHTML += html; }
+  addEventListener(ev, fn){ this.listeners[ev] = fn; } getBoundingClientRect(){ return {left: 0, top: 0, width: 1000}; } }
+const els = {};
+global.document = {getElementById: id => id === 'data' ? {textContent: DATA} : (els[id] = els[id] || new El()),
+  createElementNS: () => new El(), createElement: () => new El()};
+"""
+REPORT = r"""
+for (const id of ['equity', 'drawdown', 'price']) {
+  const svg = els[id].children[0], tip = els[id].children[1];
+  svg.listeners.mousemove({clientX: 500});
+  const before = svg.innerHTML;
+  svg.listeners.mousedown({clientX: 300}); svg.listeners.mouseup({clientX: 700});
+  const zoomed = svg.innerHTML !== before;
+  console.log(JSON.stringify({id, paths: (before.match(/<path /g) || []).length,
+    markers: (before.match(/<polygon|<circle/g) || []).length, tip: tip.textContent, zoomed}));
+}
+"""
+
+
+def test_the_html_reports_script_draws_its_charts(minutes: Path, tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+    """The page's own script, run by node against a minimal DOM: three charts, markers, hover, zoom."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    out = tmp_path / "out"
+    result = run_cli("backtest", "--strategy", "sma_cross", "--symbol", "ETHUSDT", "--timeframe", "1m", "--data", minutes,
+                     "--out", out, "--no-charts", "--state-dir", tmp_path / "state", timeout=120)
+    assert result.returncode == 0, result.stderr
+    page = (out / "report.html").read_text()
+    data = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S).group(1)
+    script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
+    payload = json.dumps(data.replace("<\\/", "</"))  # the page escapes "</" inside its script tag
+    program = f"const DATA = {payload};\n{DOM}\n{script}\n{REPORT}"
+    ran = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    charts = {c["id"]: c for c in map(json.loads, ran.stdout.splitlines())}
+    assert all(c["paths"] == 1 and c["zoomed"] for c in charts.values())
+    assert charts["price"]["markers"] == len(json.loads(data)["markers"]) > 0
+    assert charts["equity"]["tip"].endswith(tuple("0123456789")) and "equity" in charts["equity"]["tip"]
