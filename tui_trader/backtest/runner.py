@@ -205,6 +205,7 @@ class Backtest:
         self.equity: Decimal | None = profile.capital
         self._close = math.nan  # of the tick being processed
         self._tick_f = float(profile.instrument.tick_size)
+        self._base_ms = timeframe_ms(bars.timeframe)
         self._high_water_f = float(profile.capital) * (1 - 1e-12)
         self._books_f = (0.0, 0.0, float(profile.capital))  # qty, entry, wallet as floats (for bounds)
         self.now_ts = 0
@@ -226,6 +227,7 @@ class Backtest:
         # The bot's timeframes, built from the base bars as the live aggregator builds them.
         self.series: dict[str, tuple[Bars, np.ndarray]] = {tf: aggregate(bars, tf) for tf in strategy.timeframes()}
         self.bot_bars, emitted = self.series[profile.timeframe]
+        self.same_timeframe = self.bot_bars is bars  # the bot's candles are the base bars themselves
         self.bot_emitted = emitted
         self.bot_index_at = np.full(len(bars), -1, dtype=np.int64)  # base bar -> the bot candle it emits
         self.bot_index_at[emitted] = np.arange(len(emitted))
@@ -422,7 +424,7 @@ class Backtest:
         self.exchange.process_candle(candle)
         self._close = candle.close
         self.mark = None  # the close on the tick grid, when something needs it (`_mark`)
-        self.now_ts = max(self.now_ts, candle.close_ts)
+        self.now_ts = max(self.now_ts, candle.ts + self._base_ms)
         booked = self._book()
         if booked:
             position = self.ledger.position
@@ -437,7 +439,7 @@ class Backtest:
                 self._routine(j)
             else:
                 pending: list[PlaceOrder | MoveStop | CancelOrders] = []
-                self._cycle(j, pending)
+                self._cycle(candle if self.same_timeframe else self.bot_bars.candle(j), j, pending)
                 booked |= self._send(pending)
         if booked or k == self.start:
             self._segment(k)
@@ -581,8 +583,7 @@ class Backtest:
                 gate, reason = breach
                 self._set_state(BotState.PAUSED, "pause", f"risk:{gate}", f"{gate}: {reason}")
 
-    def _cycle(self, j: int, pending: list[PlaceOrder | MoveStop | CancelOrders]) -> None:
-        candle = self.bot_bars.candle(j)
+    def _cycle(self, candle: Candle, j: int, pending: list[PlaceOrder | MoveStop | CancelOrders]) -> None:
         if self.tracker is not None:
             self.tracker.update(candle)
             regime, features, atr = self.tracker.regime, self.tracker.features_dict, self.tracker.atr
@@ -610,6 +611,7 @@ class Backtest:
             pending.append(intent)
 
     def _send(self, pending: Sequence[PlaceOrder | MoveStop | CancelOrders]) -> bool:
+        """Carry out the cycle's intents; True when the exchange reported fills or order updates."""
         if not pending:
             return False
         for intent in pending:
@@ -622,8 +624,7 @@ class Backtest:
                     self.exchange.set_stop(intent.bot_id, intent.symbol, intent.stop, intent.target)
             else:
                 self._place(intent)
-        self._book()
-        return True
+        return self._book()
 
     def _place(self, intent: PlaceOrder) -> None:
         request = intent.request
