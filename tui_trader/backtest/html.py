@@ -126,6 +126,8 @@ def render_html(report: Report) -> str:
         ("Fee / slippage", f"{info.fee_pct}% per leg / {info.slippage_pct}%"),
         ("Ambiguous bars", f"{r.ambiguous_bars:,}"), ("Risk profile", info.risk_profile),
     ]
+    if r.state.value != "RUNNING":
+        kv.append(("Bot at end", f"{r.state.value}: {r.state_reason}"))
     if report.optimistic is not None:
         kv.append(("Pessimistic / optimistic P&L",
                    f"{money(float(r.final_equity - r.capital))} / {money(float(report.optimistic.final_equity - r.capital))}"))

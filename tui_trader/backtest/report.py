@@ -24,7 +24,7 @@ from tui_trader.backtest.html import render_html
 from tui_trader.backtest.metrics import Metrics, compute_metrics, drawdown_series
 from tui_trader.backtest.runner import RunResult
 from tui_trader.backtest.text import downsample, duration, iso, money, num, pct
-from tui_trader.model import Trade, timeframe_ms
+from tui_trader.model import BotState, Trade, timeframe_ms
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -78,7 +78,7 @@ class Report:
             "bars": len(self.times), "bars_processed": r.bars_processed, "elapsed_s": round(self.elapsed_s, 3),
             "final_equity": str(r.final_equity), "open_position": None if r.open_position is None else
             {"qty": str(r.open_position[0]), "entry_price": str(r.open_position[1])},
-            "out_of_money": r.out_of_money,
+            "out_of_money": r.out_of_money, "final_state": r.state.value, "final_state_reason": r.state_reason,
             "metrics": {k: _json_number(v) for k, v in asdict(self.metrics).items()},
             "ambiguous_bars": r.ambiguous_bars,
             "decisions": {k.value: v for k, v in sorted(counts.items(), key=lambda kv: kv[0].value)},
@@ -145,6 +145,13 @@ class Report:
         if r.open_position is not None:
             qty, entry = r.open_position
             rows.append(("Open at end", f"{qty} @ {entry}", "", ""))
+        notes = []
+        if r.state is not BotState.RUNNING:
+            notes.append(f"The bot ended {r.state.value}: {r.state_reason} (a backtest has no operator to resume it).")
+        if r.out_of_money:
+            notes.append("Equity reached zero: the run ended there.")
+        table.caption = " ".join(notes) or None
+        table.caption_justify = "left"
         for row in rows:
             table.add_row(*row)
         return table

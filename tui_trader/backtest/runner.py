@@ -109,6 +109,8 @@ class RunResult:
     open_position: tuple[Decimal, Decimal] | None  # (signed qty, entry) left open at the end
     ambiguous_bars: int
     bars_processed: int
+    state: BotState  # at the end: a loss limit that waits for an operator leaves the bot PAUSED for good
+    state_reason: str
     out_of_money: bool = False
 
     @cached_property
@@ -290,7 +292,7 @@ class Backtest:
             self.bars, self.bot_bars, self.start, self.profile.capital, self.trades, self.fills, self.decisions,
             self.routine, self.segments, self.ledger.equity(mark), self.ledger.wallet,
             (position.qty, position.entry_price) if position.is_open else None,
-            self.exchange.ambiguous_bars, self._processed, out_of_money)
+            self.exchange.ambiguous_bars, self._processed, self.state, self.state_reason, out_of_money)
 
     def _warm_up(self) -> None:
         """What the engine's restore does with its history: strategy and regime warmed on it."""
