@@ -33,18 +33,18 @@ def btc_1m() -> list[Candle]:
     return load_csv(path, SYMBOL, "1m")[:HISTORY + LIVE]
 
 
-def spec(strategy: str = "sma_cross", **params: object) -> dict[str, object]:
-    return {"name": "bt", "symbol": SYMBOL, "timeframe": "1m", "capital": "10000", "risk_profile": "exact",
-            "strategy": strategy, "params": params}
+def spec(strategy: str = "sma_cross", confirmations: int = 0, timeframe: str = "1m", **params: object) -> dict[str, object]:
+    return {"name": "bt", "symbol": SYMBOL, "timeframe": timeframe, "capital": "10000", "risk_profile": "exact",
+            "strategy": strategy, "params": params, "confirmations": confirmations}
 
 
-def backtest(config, candles: list[Candle], fast: bool, fills: FillSettings | None = None) -> RunResult:  # noqa: ANN001
+def backtest(config, candles: list[Candle], fast: bool, history: int = HISTORY) -> RunResult:  # noqa: ANN001
     bot = config.bots[0]
     instrument = instruments(config, [SYMBOL])[SYMBOL]
     profile = bot_profile(config, bot, 1, instrument)
     strategy = registry().make(bot.strategy, bot.params, bot.timeframe.value)
-    fills = fills or FillSettings("paper", config.exchange.taker_fee, config.exchange.maker_fee, config.exchange.slippage_bps)
-    return Backtest(Bars.from_candles(candles, SYMBOL, "1m"), profile, strategy, fills, start=HISTORY, fast=fast).run()
+    fills = FillSettings("paper", config.exchange.taker_fee, config.exchange.maker_fee, config.exchange.slippage_bps)
+    return Backtest(Bars.from_candles(candles, SYMBOL, "1m"), profile, strategy, fills, start=history, fast=fast).run()
 
 
 RISKS = {
@@ -98,3 +98,51 @@ def test_equity_curve_follows_the_books(btc_1m: list[Candle]) -> None:
     wallet = Decimal(10_000) + sum((t.pnl - t.fees for t in result.trades), Decimal(0))
     open_fees = sum((f.fee for f in result.fills), Decimal(0)) - sum((t.fees for t in result.trades), Decimal(0))
     assert result.wallet == wallet - open_fees  # realized P&L minus every fee paid, exactly
+
+
+async def test_a_multi_timeframe_strategy_backtests_as_it_runs_live(tmp_path: Path) -> None:
+    """mtf_stochrsi on 1m reads closed 15m candles: the backtest builds them as the live aggregator does
+    (every bar through the cycle: the batch interface covers one timeframe)."""
+    path = DATA / "bybit_BTCUSDT_1m.csv.gz"
+    if not path.exists():
+        pytest.skip(f"{path} is missing")
+    config = make_config([spec("mtf_stochrsi", confirmations=1)], slippage_bps="2", portfolio=BIG)
+    probe = registry().make("mtf_stochrsi", {}, "1m")
+    history = (max(probe.warmup, 500) + 1) * 15
+    candles = load_csv(path, SYMBOL, "1m")[:history + LIVE]
+    h = await open_harness(tmp_path / "state", config, candles, history_bars=history)
+    try:
+        assert needed_base_bars(h.engine.bots.values(), "1m")[SYMBOL] == history
+        await h.run(candles[history:])
+        live = h.decisions("bt")
+        live_trades = await h.store.trades(h.bot("bt").id)
+    finally:
+        await h.close()
+    result = backtest(config, candles, fast=True, history=history)
+    assert result.bars_processed == LIVE  # no fast path for two timeframes
+    assert result.decisions == live
+    assert result.trades == live_trades and len(live_trades) >= 3
+
+
+async def test_a_5m_bot_on_1m_candles_fast_and_live(tmp_path: Path) -> None:
+    """The exchange matches every 1m bar, the bot sees 5m candles; the fast path skips 1m bars too."""
+    path = DATA / "bybit_BTCUSDT_1m.csv.gz"
+    if not path.exists():
+        pytest.skip(f"{path} is missing")
+    config = make_config([spec(timeframe="5m", fast=5, slow=12)], slippage_bps="2", risk=RISKS["managed"], portfolio=BIG)
+    history = 501 * 5
+    candles = load_csv(path, SYMBOL, "1m")[:history + 4 * LIVE]
+    h = await open_harness(tmp_path / "state", config, candles, history_bars=history)
+    try:
+        await h.run(candles[history:])
+        live = h.decisions("bt")
+        live_trades = await h.store.trades(h.bot("bt").id)
+    finally:
+        await h.close()
+    full = backtest(config, candles, fast=False, history=history)
+    fast = backtest(config, candles, fast=True, history=history)
+    assert full.decisions == live and full.trades == live_trades and len(live_trades) > 10
+    assert fast.trades == full.trades and fast.decision_counts() == full.decision_counts()
+    assert [d for d in fast.decisions if d.decision_type not in ROUTINE] == [
+        d for d in full.decisions if d.decision_type not in ROUTINE]
+    assert fast.bars_processed < full.bars_processed
