@@ -39,7 +39,9 @@ import numpy as np  # noqa: E402
 from backtesting import Backtest as BtBacktest  # noqa: E402
 
 from tests.btpy_mirror import frame, mirror  # noqa: E402
-from tui_trader.backtest.runner import Backtest, FillSettings, RunResult  # noqa: E402
+from tui_trader.backtest.results import RunResult  # noqa: E402
+from tui_trader.backtest.runner import Backtest  # noqa: E402
+from tui_trader.backtest.session import FillSettings  # noqa: E402
 from tui_trader.backtest.series import FIELDS, Bars  # noqa: E402
 from tui_trader.config import RiskProfile  # noqa: E402
 from tui_trader.engine.cycle import BotProfile  # noqa: E402

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from tests.engine_harness import SYMBOL, make_config, registry
-from tui_trader.backtest.runner import Backtest, FillSettings, RunResult, run_backtest
+from tui_trader.backtest.results import RunResult
+from tui_trader.backtest.runner import Backtest, run_backtest
+from tui_trader.backtest.session import FillSettings
 from tui_trader.backtest.series import Bars, aggregate
 from tui_trader.engine.warmup import bot_profile
 from tui_trader.setup import instruments

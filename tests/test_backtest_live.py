@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.engine_harness import SYMBOL, make_config, open_harness, registry
-from tui_trader.backtest.runner import ROUTINE, Backtest, FillSettings, RunResult
+from tui_trader.backtest.results import ROUTINE, RunResult
+from tui_trader.backtest.runner import Backtest
+from tui_trader.backtest.session import FillSettings
 from tui_trader.backtest.series import Bars
 from tui_trader.engine.warmup import bot_profile, needed_base_bars
 from tui_trader.market.replay import load_csv

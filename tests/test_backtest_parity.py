@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 
 from tests.btpy_mirror import frame, mirror
-from tui_trader.backtest.runner import Backtest, FillSettings, RunResult
+from tui_trader.backtest.results import RunResult
+from tui_trader.backtest.runner import Backtest
+from tui_trader.backtest.session import FillSettings
 from tui_trader.backtest.series import Bars
 from tui_trader.config import RiskProfile
 from tui_trader.engine.cycle import BotProfile

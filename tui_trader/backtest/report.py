@@ -22,7 +22,7 @@ from rich.text import Text
 
 from tui_trader.backtest.html import render_html
 from tui_trader.backtest.metrics import Metrics, compute_metrics, drawdown_series
-from tui_trader.backtest.runner import RunResult
+from tui_trader.backtest.results import RunResult
 from tui_trader.backtest.text import downsample, duration, iso, money, num, pct
 from tui_trader.model import BotState, Trade, timeframe_ms
 

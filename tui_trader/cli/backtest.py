@@ -68,7 +68,8 @@ def backtest(
     async def body() -> None:
         from rich.console import Console
 
-        from tui_trader.backtest.runner import FILL_MODELS, FillSettings, run_backtest
+        from tui_trader.backtest.runner import run_backtest
+        from tui_trader.backtest.session import FILL_MODELS, FillSettings
         from tui_trader.backtest.report import Report, RunInfo
         from tui_trader.backtest.series import Bars
         from tui_trader.engine.warmup import MIN_WARMUP_BARS, bot_profile
