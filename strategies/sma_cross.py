@@ -6,12 +6,17 @@ cross reverses the position with one order; `exit` never closes it alone.
 
 No confirmations. The stop and target are the bot's risk profile's (the setup
 carries ATR for the stop; the engine always attaches one).
+
+`precompute` gives backtests the same values from TA-Lib's batch functions.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+import talib
 from pydantic import Field, model_validator
 
 from tui_trader.indicators import Stream, is_nan
@@ -47,8 +52,9 @@ class SmaCross(Strategy):
         self.slow = Stream("SMA", timeperiod=p.slow)
         self.atr = Stream("ATR", timeperiod=p.atr_period)
         self._streams = (self.fast, self.slow, self.atr)
-        self.fast_now = self.slow_now = self.fast_prev = self.slow_prev = NAN
+        self.fast_now = self.slow_now = self.fast_prev = self.slow_prev = self.atr_now = NAN
         self._ready = False
+        self._batch: tuple[list[int], np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def warmup(self) -> int:
@@ -57,30 +63,47 @@ class SmaCross(Strategy):
     def update(self, candle: Candle) -> None:
         if candle.timeframe != self.timeframe:
             return
+        if self._batch is not None:
+            times, fast, slow, atr = self._batch
+            i = bisect_left(times, candle.ts)
+            self.fast_prev, self.slow_prev = (float(fast[i - 1]), float(slow[i - 1])) if i else (NAN, NAN)
+            self.fast_now, self.slow_now, self.atr_now = float(fast[i]), float(slow[i]), float(atr[i])
+            return
         self.fast_prev, self.slow_prev = self.fast_now, self.slow_now
         self.fast_now = self.fast.update(candle)  # type: ignore[assignment]
         self.slow_now = self.slow.update(candle)  # type: ignore[assignment]
-        self.atr.update(candle)
+        self.atr_now = self.atr.update(candle)  # type: ignore[assignment]
+
+    def precompute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray:
+        close = np.asarray(bars["close"], dtype=np.float64)
+        fast = talib.SMA(close, timeperiod=self.p.fast)
+        slow = talib.SMA(close, timeperiod=self.p.slow)
+        atr = talib.ATR(np.asarray(bars["high"], dtype=np.float64), np.asarray(bars["low"], dtype=np.float64), close,
+                        timeperiod=self.p.atr_period)
+        self._batch = (bars["ts"].tolist(), fast, slow, atr)
+        fast_prev, slow_prev = np.r_[NAN, fast[:-1]], np.r_[NAN, slow[:-1]]
+        return ((fast_prev < slow_prev) & (fast > slow)) | ((fast_prev > slow_prev) & (fast < slow))
 
     def warm_up(self, candles: Mapping[str, Sequence[Candle]]) -> None:
         history = candles.get(self.timeframe, [])
         for stream in self._streams:
             stream.fill(history[:-1])
         self.fast_now, self.slow_now = self.fast.value, self.slow.value  # type: ignore[assignment]
+        self.atr_now = self.atr.value  # type: ignore[assignment]
         for candle in history[-1:]:  # sets the previous and the current values
             self.update(candle)
 
     def ready(self) -> bool:
         if not self._ready:
-            self._ready = not is_nan(self.slow_prev) and not is_nan(self.atr.value)
+            self._ready = not is_nan(self.slow_prev) and not is_nan(self.atr_now)
         return self._ready
 
     def indicators(self) -> dict[str, float]:
-        return {"sma_fast": self.fast_now, "sma_slow": self.slow_now, "atr": self.atr.value}  # type: ignore[dict-item]
+        return {"sma_fast": self.fast_now, "sma_slow": self.slow_now, "atr": self.atr_now}
 
     def scan(self, ctx: MarketContext) -> Setup | NoSetup:
         fast, slow = self.fast_now, self.slow_now
-        atr: float = self.atr.value  # type: ignore[assignment]
+        atr = self.atr_now
         if self.fast_prev < self.slow_prev and fast > slow:
             return Setup(Side.BUY, f"fast SMA {fast:.6g} crossed above slow {slow:.6g}", atr=atr)
         if self.fast_prev > self.slow_prev and fast < slow:

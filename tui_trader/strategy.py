@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tui_trader.config import ParamValue, format_validation_error
@@ -146,6 +147,17 @@ class Strategy(ABC):
             stream.fill(head)
         for candle in history[len(head):]:
             self.update(candle)
+
+    def precompute(self, bars: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """Optional, for fast backtests. Take the bot timeframe's whole series at once (arrays
+        `ts`, `open`, `high`, `low`, `close`, `volume`, oldest first), compute every indicator in
+        batch, and from then on let `update` read them by the candle's `ts` instead of streaming
+        (TA-Lib's batch and stream values are equal bar for bar). Return a boolean array over the
+        bars: True where, after that bar's close, `scan` may return a Setup, `exit` a reason, or
+        `emit` an event. The backtest then runs the cycle only on those bars and on the bars where
+        the market or the bot's position ask for it, and counts the routine decision of the others.
+        None (the default): not supported; the backtest runs the cycle on every bar."""
+        return None
 
     @abstractmethod
     def ready(self) -> bool:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from tui_trader.cli.backtest import backtest
 from tui_trader.cli.bots import bots_app
 from tui_trader.cli.common import ConfigOpt, StateOpt, StrategiesOpt, context, run, setup_logging
 from tui_trader.cli.data import data_app
@@ -21,6 +22,7 @@ app.add_typer(bots_app, name="bots")
 app.add_typer(strategies_app, name="strategies")
 app.add_typer(data_app, name="data")
 app.command("decisions")(decisions)
+app.command("backtest")(backtest)
 
 
 @app.callback(invoke_without_command=True)

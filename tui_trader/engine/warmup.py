@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
-from tui_trader.config import AppConfig
+from tui_trader.config import AppConfig, BotSpec
 from tui_trader.engine.cycle import BotCycle, BotProfile
 from tui_trader.engine.ledger import BotLedger
 from tui_trader.engine.runtime import BotRuntime
@@ -33,14 +33,7 @@ class BotFactory:
         return self.exchange.instrument(symbol)
 
     def profile(self, record: BotRecord) -> BotProfile:
-        spec = record.spec
-        risk = self.config.profile(spec.risk_profile)
-        if risk is None:
-            raise ValueError(f"unknown risk profile {spec.risk_profile!r}")
-        tf_ms = timeframe_ms(spec.timeframe.value)
-        return BotProfile(record.id, spec.name, spec.symbol, spec.timeframe.value, spec.capital, spec.confirmations,
-                          risk, self.instrument(spec.symbol), self.config.exchange.taker_fee,
-                          self.config.market.stale_after_candles * tf_ms, tf_ms)
+        return bot_profile(self.config, record.spec, record.id, self.instrument(record.spec.symbol))
 
     def build(self, record: BotRecord) -> BotRuntime:
         """A runtime for the record; a strategy that fails to build puts the bot in ERROR with the reason."""
@@ -54,6 +47,18 @@ class BotFactory:
             log.error("bot %s: strategy %s could not be built: %s", record.name, record.spec.strategy, exc)
             cycle, state, reason = None, BotState.ERROR, f"strategy {record.spec.strategy!r}: {exc}"
         return BotRuntime(record, profile, cycle, ledger, state, reason)
+
+
+def bot_profile(config: AppConfig, spec: BotSpec, bot_id: int, instrument: Instrument,
+                taker_fee: Decimal | None = None) -> BotProfile:
+    """What the cycle knows about a bot (a backtest passes its own taker fee)."""
+    risk = config.profile(spec.risk_profile)
+    if risk is None:
+        raise ValueError(f"unknown risk profile {spec.risk_profile!r}")
+    tf_ms = timeframe_ms(spec.timeframe.value)
+    return BotProfile(bot_id, spec.name, spec.symbol, spec.timeframe.value, spec.capital, spec.confirmations, risk,
+                      instrument, config.exchange.taker_fee if taker_fee is None else taker_fee,
+                      config.market.stale_after_candles * tf_ms, tf_ms)
 
 
 def warmup_bars(bot: BotRuntime) -> int:

@@ -17,8 +17,17 @@ against the order; limit fills pay the maker fee at their price, or at the open
 when it is better; take-profits fill at their price (or a better open) with the
 taker fee and no slippage, like Bybit's market TP.
 
+A bar whose range holds both a position's stop and its target (and whose open
+is beyond neither) is ambiguous: candles do not say which traded first. Such bars
+are counted in `ambiguous_bars`; `optimistic=True` resolves them to the target
+instead (backtests run both ways to show how much the assumption matters).
+
 Simplifications: orders fill whole (no partial fills); margin is checked when an
 order is placed, not at fill time; no funding, no liquidation.
+
+The async methods are the `Exchange` protocol; the synchronous ones they call
+(`ensure_account`, `submit`, `cancel`, `cancel_symbol`, `set_stop`) are for a caller without an
+event loop: the backtest's plain loop.
 """
 
 from __future__ import annotations
@@ -91,8 +100,11 @@ class PaperExchange:
     name = "paper"
     supports_trading_stop = True
 
-    def __init__(self, instruments: dict[str, Instrument], maker_fee: Decimal, taker_fee: Decimal, slippage_bps: Decimal) -> None:
+    def __init__(self, instruments: dict[str, Instrument], maker_fee: Decimal, taker_fee: Decimal, slippage_bps: Decimal,
+                 optimistic: bool = False) -> None:
         self._instruments = dict(instruments)
+        self.optimistic = optimistic
+        self.ambiguous_bars = 0
         self._fee_rates = {Liquidity.MAKER: maker_fee, Liquidity.TAKER: taker_fee}
         slip = slippage_bps / BPS
         self._slip = {Side.BUY: 1 + slip, Side.SELL: 1 - slip}
@@ -116,6 +128,9 @@ class PaperExchange:
             raise KeyError(f"unknown symbol {symbol!r}: the paper exchange has no instrument for it") from None
 
     async def open_account(self, bot_id: int, balance: Decimal, leverage: Decimal) -> None:
+        self.ensure_account(bot_id, balance, leverage)
+
+    def ensure_account(self, bot_id: int, balance: Decimal, leverage: Decimal) -> None:
         """Create the bot's sub-account; if it exists, only its leverage changes."""
         if leverage <= 0:
             raise ValueError(f"leverage must be positive, got {leverage}")
@@ -130,6 +145,18 @@ class PaperExchange:
         self._account(bot_id).wallet += amount
 
     async def place_order(self, request: OrderRequest) -> OrderUpdate:
+        return self.submit(request)
+
+    async def cancel_order(self, bot_id: int, client_order_id: str) -> OrderUpdate:
+        return self.cancel(bot_id, client_order_id)
+
+    async def cancel_all(self, bot_id: int, symbol: str) -> list[OrderUpdate]:
+        return self.cancel_symbol(bot_id, symbol)
+
+    async def set_trading_stop(self, bot_id: int, symbol: str, stop: Decimal | None, target: Decimal | None) -> None:
+        self.set_stop(bot_id, symbol, stop, target)
+
+    def submit(self, request: OrderRequest) -> OrderUpdate:
         cid = request.client_order_id
         if cid in self._status:
             return OrderUpdate(cid, request.bot_id, OrderStatus.REJECTED, self._now, "duplicate client order id")
@@ -142,7 +169,7 @@ class PaperExchange:
         self._status[cid] = update
         return update
 
-    async def cancel_order(self, bot_id: int, client_order_id: str) -> OrderUpdate:
+    def cancel(self, bot_id: int, client_order_id: str) -> OrderUpdate:
         """Cancel a resting order (emitted to the listener); a refusal is only returned."""
         account = self._accounts.get(bot_id)
         order = account.orders.get(client_order_id) if account is not None else None
@@ -153,14 +180,14 @@ class PaperExchange:
         reason = "order already closed" if known is not None and known.bot_id == bot_id else "unknown order"
         return OrderUpdate(client_order_id, bot_id, OrderStatus.REJECTED, self._now, reason)
 
-    async def cancel_all(self, bot_id: int, symbol: str) -> list[OrderUpdate]:
+    def cancel_symbol(self, bot_id: int, symbol: str) -> list[OrderUpdate]:
         account = self._accounts.get(bot_id)
         if account is None:
             return []
         mine = [o for o in account.orders.values() if o.request.symbol == symbol]
-        return [await self.cancel_order(bot_id, o.client_order_id) for o in mine]
+        return [self.cancel(bot_id, o.client_order_id) for o in mine]
 
-    async def set_trading_stop(self, bot_id: int, symbol: str, stop: Decimal | None, target: Decimal | None) -> None:
+    def set_stop(self, bot_id: int, symbol: str, stop: Decimal | None, target: Decimal | None) -> None:
         """Set or clear (None) the position's stop and target; each must lie on its side of the mark."""
         account = self._accounts.get(bot_id)
         position = account.positions.get(symbol) if account is not None else None
@@ -263,6 +290,12 @@ class PaperExchange:
             side = _exit_side(position)
             rising = side is Side.BUY
             if position.stop_price is not None and _beyond(bar.reach(rising), position.stop_price, rising):
+                target = position.target_price
+                if target is not None and _beyond(bar.reach(not rising), target, not rising):
+                    self.ambiguous_bars += 1
+                    if self.optimistic:
+                        self._exit(position, OrderPurpose.TARGET, instrument.round_price(target, side), ts)
+                        continue
                 self._exit(position, OrderPurpose.STOP, self._slipped(instrument, position.stop_price, side), ts)
         for order in self._resting(symbol):
             r = order.request

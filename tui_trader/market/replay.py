@@ -24,6 +24,13 @@ def load_csv(path: Path, symbol: str, timeframe: str) -> list[Candle]:
 
     Raises ValueError naming the file, and the line (the header is line 1) where one is at fault.
     """
+    columns = [column.tolist() for column in read_csv_columns(path, timeframe)]
+    return list(map(Candle, repeat(symbol), repeat(timeframe), *columns))
+
+
+def read_csv_columns(path: Path, timeframe: str) -> tuple[np.ndarray, ...]:
+    """The checks of `load_csv`, returning the columns as arrays: ts (int64), open, high, low,
+    close, volume (float64); for callers that work on whole columns (backtests)."""
     if timeframe not in TIMEFRAME_MINUTES:
         raise ValueError(f"{path}: unknown timeframe {timeframe!r}")
     try:
@@ -74,8 +81,7 @@ def load_csv(path: Path, symbol: str, timeframe: str) -> list[Candle]:
     if faults:
         row, message = min(faults, key=lambda fault: fault[0])
         raise fail(row, f"{message} ({', '.join(f'{name}={frame[name].iloc[row]}' for name in COLUMNS)})")
-    columns = (ts.tolist(), o.tolist(), h.tolist(), lo.tolist(), c.tolist(), v.tolist())
-    return list(map(Candle, repeat(symbol), repeat(timeframe), *columns))
+    return ts, o, h, lo, c, v
 
 
 class ReplayFeed:

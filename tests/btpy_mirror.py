@@ -1,0 +1,62 @@
+"""The sma_cross bot written as a backtesting.py strategy, for the parity test and the benchmark.
+
+Signals are backtesting.py's own `crossover` on TA-Lib SMAs (sma_cross's rule: strict on
+both bars); stop, target and size come from the same pure functions the bot cycle calls
+(tui_trader.risk), on backtesting.py's equity. An opposite cross closes the position and
+opens the other side (`position.close(); buy()`), as the always-in-market bot reverses;
+a cross whose entry cannot be sized only closes it, as the cycle exits on a blocked reversal.
+Sizes are whole units: use an instrument whose qty step is 1.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import talib
+from backtesting import Strategy
+from backtesting.lib import crossover
+
+from tui_trader.backtest.series import Bars
+from tui_trader.config import RiskProfile
+from tui_trader.model import Instrument, Side
+from tui_trader.risk import protective_levels, size_position
+
+
+def frame(bars: Bars) -> pd.DataFrame:
+    index = pd.to_datetime(bars.ts, unit="ms")
+    return pd.DataFrame({"Open": bars.open, "High": bars.high, "Low": bars.low, "Close": bars.close,
+                         "Volume": bars.volume}, index=index)
+
+
+def mirror(risk: RiskProfile, instrument: Instrument, capital: Decimal, taker_fee: Decimal, fast: int = 10,
+           slow: int = 20, atr_period: int = 14) -> type[Strategy]:
+    class SmaCrossMirror(Strategy):
+        def init(self) -> None:
+            close, high, low = self.data.Close, self.data.High, self.data.Low
+            self.fast = self.I(talib.SMA, close, fast)
+            self.slow = self.I(talib.SMA, close, slow)
+            self.atr = self.I(talib.ATR, high, low, close, atr_period)
+
+        def next(self) -> None:
+            up = crossover(self.fast, self.slow)
+            if not up and not crossover(self.slow, self.fast):
+                return
+            if self.position and self.position.is_long == up:
+                return  # already on that side: the cycle holds
+            side = Side.BUY if up else Side.SELL
+            entry = instrument.round_price(float(self.data.Close[-1]))
+            levels: Any = protective_levels(side, entry, risk, instrument, float(self.atr[-1]), None, None)
+            sizing = None
+            if not isinstance(levels, str):
+                equity = Decimal(repr(float(self.equity)))
+                sizing = size_position(side, entry, levels[0], levels[1], equity, capital, equity, risk, instrument,
+                                       taker_fee)
+            self.position.close()
+            if sizing is None or sizing.blocked:
+                return
+            order = self.buy if up else self.sell
+            order(size=int(sizing.qty / instrument.qty_step), sl=float(sizing.stop), tp=float(sizing.target))
+
+    return SmaCrossMirror

@@ -1,0 +1,209 @@
+"""The `backtesting-py` fill model: backtesting.py 0.6.6's broker rules, in its
+float arithmetic, behind the same interface as the paper exchange.
+
+Rules (reference/backtesting-py-semantics.md, with bt:L line numbers of its source):
+
+* A market order fills at the next bar's open (bt:L916-919). An order that
+  reverses a position first closes it at the open (FIFO, no spread), then opens
+  the rest at the spread-adjusted price open * (1 +/- spread) (bt:L961, L982-1004),
+  as `position.close(); buy()` does; the two legs are reported as two fills.
+* Commission `fee` * |qty| * price on every leg, at the leg's price; the entry's
+  at the spread-adjusted price (bt:L1089-1103). No tick rounding of any price.
+* An entry larger than the margin available at the bar (equity at its close,
+  minus the margin of open trades, times leverage) is cancelled (bt:L1007-1014).
+* The position's stop-loss is a stop-market order, its take-profit a limit
+  order, both checked on every bar including the entry bar (bt:L1028-1030):
+  the stop fills at min(open, stop) for a long (a gap fills at the open), the
+  target at max(open, target); with both inside one bar the stop wins (bt:L811).
+* `finish`: after the last bar, open trades close at that bar's open, and orders
+  placed on the last bar are processed on the same bar (finalize_trades=True,
+  bt:L1356-1364).
+* Equity at or below zero closes everything at the close and ends the run (bt:L866-873).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tui_trader.exchange.base import ExchangeListener
+from tui_trader.model import (
+    Candle,
+    Fill,
+    Instrument,
+    Liquidity,
+    OrderPurpose,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+)
+
+
+class OutOfMoney(Exception):
+    """Equity fell to zero or below: backtesting.py stops the run there."""
+
+
+@dataclass(slots=True)
+class _Trade:
+    qty: float  # signed
+    entry: float
+    stop: float | None
+    target: float | None
+    request: OrderRequest
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(x))
+
+
+class BacktestingPyBroker:
+    name = "backtesting-py"
+    supports_trading_stop = True
+
+    def __init__(self, instrument: Instrument, fee: Decimal, spread: Decimal) -> None:
+        self._instrument = instrument
+        self._fee = float(fee)
+        self._spread = float(spread)
+        self._listener: ExchangeListener | None = None
+        self._bot_id = 0
+        self._cash = 0.0
+        self._leverage = 1.0
+        self._trade: _Trade | None = None
+        self._queue: list[OrderRequest] = []
+        self._used: set[str] = set()
+        self._now = 0
+        self._n_fills = 0
+        self.ambiguous_bars = 0  # not modelled: backtesting.py assumes the stop
+
+    def set_listener(self, listener: ExchangeListener) -> None:
+        self._listener = listener
+
+    def instrument(self, symbol: str) -> Instrument:
+        return self._instrument
+
+    def ensure_account(self, bot_id: int, balance: Decimal, leverage: Decimal) -> None:
+        self._bot_id, self._cash, self._leverage = bot_id, float(balance), float(leverage)
+
+    # -- orders --------------------------------------------------------------------------------------
+
+    def submit(self, request: OrderRequest) -> OrderUpdate:
+        cid = request.client_order_id
+        if cid in self._used:
+            return OrderUpdate(cid, request.bot_id, OrderStatus.REJECTED, self._now, "duplicate client order id")
+        self._used.add(cid)
+        if request.order_type is not OrderType.MARKET:
+            return OrderUpdate(cid, request.bot_id, OrderStatus.REJECTED, self._now,
+                               "the backtesting-py fill model takes market orders only")
+        self._queue.append(request)
+        return OrderUpdate(cid, request.bot_id, OrderStatus.NEW, self._now)
+
+    def cancel_symbol(self, bot_id: int, symbol: str) -> list[OrderUpdate]:
+        queue, self._queue = self._queue, []
+        return [self._publish(r, OrderStatus.CANCELLED, self._now, "cancelled") for r in queue]
+
+    def set_stop(self, bot_id: int, symbol: str, stop: Decimal | None, target: Decimal | None) -> None:
+        if self._trade is not None:
+            self._trade.stop = None if stop is None else float(stop)
+            self._trade.target = None if target is None else float(target)
+
+    # -- matching ------------------------------------------------------------------------------------
+
+    def process_candle(self, candle: Candle) -> None:
+        self._now = candle.close_ts
+        self._bar(candle.ts, candle.open, candle.high, candle.low, candle.close)
+
+    def finish(self, last: Candle) -> None:
+        """finalize_trades: close what is open at the last bar's open, processing the last bar's orders too."""
+        if self._trade is not None:
+            exit_side = Side.SELL if self._trade.qty > 0 else Side.BUY
+            close = OrderRequest(f"tt{self._bot_id}-final", self._bot_id, last.symbol, exit_side, OrderType.MARKET,
+                                 _dec(abs(self._trade.qty)), OrderPurpose.EXIT, reduce_only=True)
+            self._queue.insert(0, close)
+        self._bar(last.ts, last.open, last.high, last.low, last.close)
+
+    def _bar(self, ts: int, open_: float, high: float, low: float, close: float) -> None:
+        queue, self._queue = self._queue, []
+        for request in queue:
+            self._market(request, ts, open_, close)
+        self._contingent(ts, open_, high, low)  # a trade opened at this open included (its entry bar)
+        trade = self._trade
+        equity = self._cash + (close * trade.qty - trade.qty * trade.entry if trade is not None else 0.0)
+        if equity <= 0:
+            if self._trade is not None:
+                self._close(self._trade.request, close, ts, OrderPurpose.EXIT, self._trade.request.client_order_id + "-out")
+            raise OutOfMoney(f"equity {equity:.2f} at {ts}: backtesting.py ends the run")
+
+    def _market(self, r: OrderRequest, ts: int, open_: float, close: float) -> None:
+        """Fill a market order at the open."""
+        qty = float(r.qty) * r.side.sign
+        trade = self._trade
+        if trade is not None and trade.qty * qty < 0:
+            closing = min(abs(qty), abs(trade.qty))
+            self._close(r, open_, ts, r.purpose, r.client_order_id, closing)
+            qty += closing * (1 if qty < 0 else -1)
+        elif r.reduce_only:
+            self._publish(r, OrderStatus.CANCELLED, ts, "reduce-only order had nothing to reduce")
+            return
+        if r.reduce_only or qty == 0:
+            self._publish(r, OrderStatus.FILLED, ts)
+            return
+        size = abs(qty)
+        price = open_ * (1 + (self._spread if qty > 0 else -self._spread))
+        per_unit = price + size * open_ * self._fee / size  # bt: adjusted price + commission(size, open) / |size|
+        trade = self._trade
+        unrealized = close * trade.qty - trade.qty * trade.entry if trade is not None else 0.0
+        used = abs(trade.qty) * close / self._leverage if trade is not None else 0.0
+        margin = max(0.0, self._cash + unrealized - used)
+        if size * per_unit > margin * self._leverage:
+            self._publish(r, OrderStatus.CANCELLED, ts, "insufficient margin at the fill (backtesting.py cancels it)")
+            return
+        fee = size * price * self._fee
+        self._cash -= fee
+        self._trade = _Trade(qty, price, None if r.stop_loss is None else float(r.stop_loss),
+                             None if r.take_profit is None else float(r.take_profit), r)
+        self._emit(r, r.side, size, price, fee, ts, r.purpose, r.client_order_id)
+        self._publish(r, OrderStatus.FILLED, ts)
+
+    def _contingent(self, ts: int, open_: float, high: float, low: float) -> None:
+        trade = self._trade
+        if trade is None:
+            return
+        long = trade.qty > 0
+        stop, target = trade.stop, trade.target
+        if stop is not None and (low <= stop if long else high >= stop):
+            if target is not None and (high >= target if long else low <= target):
+                self.ambiguous_bars += 1
+            price = min(open_, stop) if long else max(open_, stop)
+            self._close(trade.request, price, ts, OrderPurpose.STOP, f"tt{self._bot_id}-sl-{ts}")
+        elif target is not None and (high >= target if long else low <= target):
+            price = max(open_, target) if long else min(open_, target)
+            self._close(trade.request, price, ts, OrderPurpose.TARGET, f"tt{self._bot_id}-tp-{ts}")
+
+    def _close(self, r: OrderRequest, price: float, ts: int, purpose: OrderPurpose, cid: str,
+               qty: float | None = None) -> None:
+        trade = self._trade
+        assert trade is not None
+        size = abs(trade.qty) if qty is None else qty
+        sign = 1.0 if trade.qty > 0 else -1.0
+        fee = size * price * self._fee
+        self._cash += sign * size * (price - trade.entry) - fee
+        remaining = abs(trade.qty) - size
+        self._trade = None if remaining <= 0 else _Trade(sign * remaining, trade.entry, trade.stop, trade.target, trade.request)
+        side = Side.SELL if sign > 0 else Side.BUY
+        self._emit(r, side, size, price, fee, ts, purpose, cid, reduce_only=True)
+
+    def _emit(self, r: OrderRequest, side: Side, qty: float, price: float, fee: float, ts: int, purpose: OrderPurpose,
+              cid: str, reduce_only: bool = False) -> None:
+        if self._listener is None:
+            return
+        self._n_fills += 1
+        self._listener.on_fill(Fill(f"{cid}-f{self._n_fills}", cid, r.bot_id, r.symbol, side, _dec(qty), _dec(price),
+                                    _dec(fee), Liquidity.TAKER, ts, purpose, reduce_only))
+
+    def _publish(self, r: OrderRequest, status: OrderStatus, ts: int, reason: str = "") -> OrderUpdate:
+        update = OrderUpdate(r.client_order_id, r.bot_id, status, ts, reason)
+        if self._listener is not None:
+            self._listener.on_order_update(update)
+        return update

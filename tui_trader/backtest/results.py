@@ -1,0 +1,105 @@
+"""What a backtest run produced: trades, fills, decisions (the orchestrator's kind written
+only when read), the books over time for the equity curve."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from tui_trader.backtest.series import Bars
+from tui_trader.engine.cycle import describe_position
+from tui_trader.model import BotState, Decision, DecisionType, Fill, OrderRequest, Phase, Position, Trade
+
+ROUTINE = (DecisionType.NO_SETUP, DecisionType.HOLD, DecisionType.WARMING_UP)
+
+
+@dataclass(slots=True)
+class Segment:
+    """The bot's books from base bar `start` on, until the next segment."""
+
+    start: int
+    wallet: float
+    qty: float
+    entry: float
+
+
+@dataclass
+class RunResult:
+    bars: Bars  # the base bars of the run (trading part)
+    bot_bars: Bars  # the bot's timeframe
+    start: int  # first traded base bar
+    capital: Decimal
+    trades: list[Trade]
+    fills: list[Fill]
+    raw_decisions: list[Decision | Deferred]  # everything but the routine decisions of the bars not run
+    routine: Counter[DecisionType]  # routine decisions of the bars the fast path did not run the cycle on
+    segments: list[Segment]
+    final_equity: Decimal
+    wallet: Decimal
+    open_position: tuple[Decimal, Decimal] | None  # (signed qty, entry) left open at the end
+    ambiguous_bars: int
+    bars_processed: int
+    state: BotState  # at the end: a loss limit that waits for an operator leaves the bot PAUSED for good
+    state_reason: str
+    out_of_money: bool = False
+
+    @cached_property
+    def decisions(self) -> list[Decision]:
+        """Every decision made, in order (the routine ones of skipped bars are only counted)."""
+        return [d if type(d) is Decision else d.build() for d in self.raw_decisions]  # type: ignore[union-attr]
+
+    def decision_counts(self) -> Counter[DecisionType]:
+        counts = Counter(d.decision_type for d in self.raw_decisions)
+        counts.update(self.routine)
+        return counts
+
+    def equity_curve(self) -> np.ndarray:
+        """Equity at each base bar's close (float), from the booked segments."""
+        close = self.bars.close[self.start:]
+        out = np.empty(len(close))
+        bounds = [s.start - self.start for s in self.segments] + [len(close)]
+        for seg, lo, hi in zip(self.segments, bounds, bounds[1:], strict=False):
+            out[lo:hi] = seg.wallet + seg.qty * (close[lo:hi] - seg.entry)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A decision of the orchestrator's kind, its text written only when someone reads it: the
+    arguments are snapshots, so the text is the one it would have had when it was made."""
+
+    decision_type: DecisionType
+    build_fn: Callable[..., Decision]
+    args: tuple[Any, ...]
+
+    def build(self) -> Decision:
+        return self.build_fn(*self.args)
+
+
+def trade_exited(bot_id: int, trade: Trade) -> Decision:
+    side = "long" if trade.side.sign > 0 else "short"
+    return Decision(bot_id, trade.exit_ts, Phase.FILL, DecisionType.TRADE_EXITED,
+                    f"closed {side} {trade.qty} @ {trade.exit_price} ({trade.exit_reason}): P&L {trade.net_pnl:+.2f}"
+                    f" after {trade.fees:.2f} fees", {"pnl": str(trade.pnl), "fees": str(trade.fees),
+                                                      "reason": trade.exit_reason, "entry_price": str(trade.entry_price),
+                                                      "exit_price": str(trade.exit_price)})
+
+
+def trade_entered(bot_id: int, fill: Fill, position: Position, mark: Decimal) -> Decision:
+    return Decision(bot_id, fill.ts, Phase.FILL, DecisionType.TRADE_ENTERED, f"entered {describe_position(position, mark)}",
+                    {"price": str(fill.price), "qty": str(fill.qty), "fee": str(fill.fee)})
+
+
+def order_placed(bot_id: int, ts: int, request: OrderRequest) -> Decision:
+    levels = f", stop {request.stop_loss}, target {request.take_profit}" if request.stop_loss else ""
+    return Decision(
+        bot_id, ts, Phase.EXECUTE, DecisionType.ORDER_PLACED,
+        f"{request.purpose.value}: {request.order_type.value.lower()} {request.side.value.lower()} {request.qty}"
+        f" {request.symbol}{' reduce-only' if request.reduce_only else ''}{levels}",
+        {"client_order_id": request.client_order_id, "qty": str(request.qty)})

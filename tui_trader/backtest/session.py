@@ -1,0 +1,271 @@
+"""One bot as the live orchestrator handles it, without an event loop or a database:
+booking the exchange's fills and order updates into the ledger (with the same
+decisions), the risk pass, running the cycle on a candle, sending its intents.
+The backtest loop (runner.py) drives it bar by bar.
+
+Beyond the orchestrator: exact equity is computed only where it can matter (a float
+bound first), and its decisions are kept as `Deferred` until read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from tui_trader.backtest.btpy import BacktestingPyBroker
+from tui_trader.backtest.results import Deferred, Segment, order_placed, trade_entered, trade_exited
+from tui_trader.engine.cycle import BotCycle, BotProfile, CancelOrders, CycleContext, MoveStop, PlaceOrder
+from tui_trader.engine.ledger import BotLedger
+from tui_trader.exchange.paper import PaperExchange
+from tui_trader.model import (
+    BotState,
+    Candle,
+    Decision,
+    DecisionType,
+    Fill,
+    Order,
+    OrderPurpose,
+    OrderStatus,
+    OrderUpdate,
+    Phase,
+    Regime,
+    Trade,
+)
+from tui_trader.risk import loss_breach
+from tui_trader.strategy import Strategy
+
+DAY_MS = 86_400_000
+FILL_MODELS = ("paper", "backtesting-py")
+Intent = PlaceOrder | MoveStop | CancelOrders
+
+
+@dataclass(frozen=True, slots=True)
+class FillSettings:
+    model: str = "paper"  # paper | backtesting-py
+    taker_fee: Decimal = Decimal("0.00055")  # fraction per leg (backtesting-py: its commission)
+    maker_fee: Decimal = Decimal("0.0002")
+    slippage_bps: Decimal = Decimal(2)  # paper: market and stop fills; backtesting-py: its spread, entries only
+    optimistic: bool = False  # paper: an ambiguous bar goes to the target
+
+    def __post_init__(self) -> None:
+        if self.model not in FILL_MODELS:
+            raise ValueError(f"unknown fill model {self.model!r} (known: {', '.join(FILL_MODELS)})")
+
+
+class _Listener:
+    __slots__ = ("fills", "updates")
+
+    def __init__(self) -> None:
+        self.fills: list[Fill] = []
+        self.updates: list[OrderUpdate] = []
+
+    def on_fill(self, fill: Fill) -> None:
+        self.fills.append(fill)
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self.updates.append(update)
+
+
+class BotSession:
+    def __init__(self, profile: BotProfile, strategy: Strategy, fills: FillSettings) -> None:
+        self.profile, self.strategy, self.settings = profile, strategy, fills
+        self.instrument = profile.instrument
+        self.bot_id = profile.bot_id
+        self.symbol = profile.symbol
+        self.cycle = BotCycle(profile, strategy)
+        self.ledger = BotLedger(profile.bot_id, profile.symbol, profile.capital)
+        self.state, self.state_reason = BotState.RUNNING, ""
+        self.orders: dict[str, Order] = {}
+        self.next_seq = 1
+        self.equity: Decimal | None = profile.capital
+        self._close = math.nan  # of the tick being processed
+        self._tick_f = float(profile.instrument.tick_size)
+        self._high_water_f = float(profile.capital) * (1 - 1e-12)
+        self._books_f = (0.0, 0.0, float(profile.capital))  # qty, entry, wallet as floats (for bounds)
+        self.now_ts = 0
+        self.mark: Decimal | None = None
+        self.decisions: list[Decision | Deferred] = []
+        self.routine: Counter[DecisionType] = Counter()
+        self.trades: list[Trade] = []
+        self.fills: list[Fill] = []
+        self.segments: list[Segment] = []
+        self.listener = _Listener()
+        self.exchange: PaperExchange | BacktestingPyBroker
+        if fills.model == "paper":
+            self.exchange = PaperExchange({profile.symbol: profile.instrument}, fills.maker_fee, fills.taker_fee,
+                                          fills.slippage_bps, optimistic=fills.optimistic)
+        else:
+            self.exchange = BacktestingPyBroker(profile.instrument, fills.taker_fee, fills.slippage_bps / 10_000)
+        self.exchange.set_listener(self.listener)
+        self.exchange.ensure_account(profile.bot_id, profile.capital, profile.leverage)
+
+    def _decide(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+
+    def _book(self) -> bool:
+        """Book what the exchange reported; True when anything was."""
+        listener = self.listener
+        if not listener.fills and not listener.updates:
+            return False
+        fills, listener.fills = listener.fills, []
+        updates, listener.updates = listener.updates, []
+        for fill in fills:
+            self._book_fill(fill)
+        for update in updates:
+            order = self.orders.get(update.client_order_id)
+            if order is None:
+                continue
+            self.orders.pop(update.client_order_id)
+            if update.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+                self._decide(Decision(self.bot_id, update.ts, Phase.EXECUTE, DecisionType.ORDER_CANCELLED,
+                                      f"{order.request.purpose.value} order {update.status.value.lower()}: {update.reason}",
+                                      {"client_order_id": update.client_order_id}))
+        return True
+
+    def _book_fill(self, fill: Fill) -> None:
+        ledger = self.ledger
+        side_before = ledger.position.side
+        reason = "reverse" if fill.purpose is OrderPurpose.ENTRY else fill.purpose.value
+        trades = ledger.apply_fill(fill, reason)
+        self.fills.append(fill)
+        order = self.orders.get(fill.client_order_id)
+        if order is not None:
+            order.filled_qty += fill.qty
+            order.avg_fill_price = fill.price
+        position = ledger.position
+        if position.is_open and order is not None and order.request.purpose is OrderPurpose.ENTRY:
+            position.stop_price, position.target_price = order.request.stop_loss, order.request.take_profit
+            position.initial_stop = order.request.stop_loss
+        if trades:
+            self._cooldown(fill.ts)
+        decisions = self.decisions
+        for trade in trades:  # a trade's exit_ts is its fill's ts
+            self.trades.append(trade)
+            decisions.append(Deferred(DecisionType.TRADE_EXITED, trade_exited, (self.bot_id, trade)))
+        if position.qty and (position.side is not side_before or not trades):
+            mark = self._mark() if self._close == self._close else fill.price
+            decisions.append(Deferred(DecisionType.TRADE_ENTERED, trade_entered,
+                                      (self.bot_id, fill, replace(position), mark)))
+
+    def _cooldown(self, ts: int) -> None:
+        ledger, risk = self.ledger, self.profile.risk
+        if not risk.cooldown_losses or ledger.loss_streak < risk.cooldown_losses:
+            return
+        streak, ledger.loss_streak = ledger.loss_streak, 0
+        ledger.cooldown_until = ts + risk.cooldown_candles * self.profile.timeframe_ms
+        until = datetime.fromtimestamp(ledger.cooldown_until / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self._decide(Decision(self.bot_id, ts, Phase.FILL, DecisionType.COOLDOWN,
+                              f"{streak} consecutive losses: no entries for {risk.cooldown_candles} candles (until {until})",
+                              {"losses": streak, "until": ledger.cooldown_until}))
+
+    def _set_state(self, to: BotState, command: str, source: str, reason: str) -> None:
+        before = self.state
+        self.state, self.state_reason = to, reason
+        self._decide(Decision(self.bot_id, self.now_ts, Phase.CONTROL, DecisionType.STATE_CHANGED,
+                              f"{before.value} -> {to.value} by {source}{': ' + reason if reason else ''}",
+                              {"command": command, "source": source}))
+
+    def _mark(self) -> Decimal:
+        if self.mark is None:
+            self.mark = self.instrument.round_price(self._close)
+        return self.mark
+
+    def _equity(self) -> Decimal:
+        """The bot's equity at this tick's mark, as the orchestrator's risk pass computes it."""
+        if self.equity is None:
+            ledger = self.ledger
+            self.equity = ledger.equity(self._mark()) if ledger.position.qty else ledger.wallet
+        return self.equity
+
+    def _risk_pass(self) -> None:
+        now = self.now_ts
+        day = now - now % DAY_MS
+        ledger = self.ledger
+        self.equity = None
+        qty = ledger.position.qty
+        if qty:
+            # Exactly only where it can matter: a float bound first (a tick of slack for the mark's rounding).
+            q, entry, wallet = self._books_f
+            near = wallet + q * (self._close - entry) + abs(q) * self._tick_f >= self._high_water_f
+            if near and self._equity() > ledger.high_water:
+                ledger.high_water = self.equity  # type: ignore[assignment]
+                self._high_water_f = float(ledger.high_water) * (1 - 1e-12)
+        elif ledger.wallet > ledger.high_water:
+            ledger.high_water = ledger.wallet
+            self._high_water_f = float(ledger.high_water) * (1 - 1e-12)
+        if ledger.day_start != day:
+            equity = self._equity()
+            first = ledger.day_start == 0
+            ledger.day_start, ledger.day_start_equity = day, equity
+            if not first and self.state is BotState.PAUSED:
+                risk = self.profile.risk
+                gate = self.state_reason.partition(":")[0]
+                if (gate == "daily_loss" and risk.daily_loss_resume == "next_day") or (
+                        gate == "drawdown" and risk.drawdown_resume == "next_day"):
+                    ledger.high_water = equity
+                    self._high_water_f = float(equity) * (1 - 1e-12)
+                    date = datetime.fromtimestamp(day / 1000, UTC).date().isoformat()
+                    self._set_state(BotState.RUNNING, "resume", "risk:new_day", f"trading day {date} began: {gate} limit reset")
+        limits = self.profile.limits
+        if self.state is BotState.RUNNING and (limits.daily_loss is not None or limits.drawdown is not None):
+            breach = loss_breach(self._equity(), ledger.day_start_equity, ledger.high_water, limits)
+            if breach is not None:
+                gate, reason = breach
+                self._set_state(BotState.PAUSED, "pause", f"risk:{gate}", f"{gate}: {reason}")
+
+    def _run_cycle(self, candle: Candle, regime: Regime, features: dict[str, float] | None, atr: float,
+                   pending: list[Intent]) -> None:
+        """The bot's cycle on a candle of its timeframe, with the regime tracker's view of it."""
+        ledger = self.ledger
+        orders = self.orders.values()
+        equity = self._equity()
+        ctx = CycleContext(
+            self.now_ts, self.state, self.state_reason, ledger.position, equity, equity, regime, features,
+            bool(orders) and any(o.request.purpose is OrderPurpose.ENTRY for o in orders),
+            bool(orders) and any(o.request.purpose in (OrderPurpose.EXIT, OrderPurpose.FLATTEN) for o in orders),
+            self.next_seq, ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, None, atr)
+        result = self.cycle.on_candle(candle, ctx)
+        self.decisions.extend(result.decisions)
+        for intent in result.intents:
+            if isinstance(intent, PlaceOrder):
+                order = Order(intent.request, OrderStatus.PENDING_SUBMIT, self.now_ts, self.now_ts)
+                self.orders[order.client_order_id] = order
+                self.next_seq = max(self.next_seq, intent.seq + 1)
+            elif isinstance(intent, MoveStop):
+                ledger.position.stop_price = intent.stop
+            pending.append(intent)
+
+    def _send(self, pending: Sequence[Intent]) -> bool:
+        """Carry out the cycle's intents; True when the exchange reported fills or order updates."""
+        if not pending:
+            return False
+        for intent in pending:
+            if isinstance(intent, CancelOrders):
+                for cid in [c for c, o in self.orders.items() if o.status is OrderStatus.PENDING_SUBMIT]:
+                    self.orders.pop(cid)
+                self.exchange.cancel_symbol(self.bot_id, self.symbol)
+            elif isinstance(intent, MoveStop):
+                if self.ledger.position.is_open:
+                    self.exchange.set_stop(intent.bot_id, intent.symbol, intent.stop, intent.target)
+            else:
+                self._place(intent)
+        return self._book()
+
+    def _place(self, intent: PlaceOrder) -> None:
+        request = intent.request
+        order = self.orders.get(request.client_order_id)
+        if order is None:
+            return
+        ack = self.exchange.submit(request)
+        if ack.status is OrderStatus.REJECTED:
+            self.orders.pop(request.client_order_id)
+            self._decide(Decision(self.bot_id, self.now_ts, Phase.EXECUTE, DecisionType.ORDER_REJECTED,
+                                  f"{request.purpose.value} order rejected: {ack.reason}",
+                                  {"client_order_id": request.client_order_id}))
+            return
+        order.status, order.updated_ts = OrderStatus.NEW, self.now_ts
+        self.decisions.append(Deferred(DecisionType.ORDER_PLACED, order_placed, (self.bot_id, self.now_ts, request)))
