@@ -29,6 +29,7 @@ from decimal import Decimal
 from tui_trader.config import AppConfig
 from tui_trader.engine.cycle import CancelOrders, CycleContext, Intent, MoveStop, PlaceOrder, describe_position
 from tui_trader.engine.events import DecisionEvent, EventBus, FillEvent, TickEvent, TradeEvent
+from tui_trader.engine.history import EngineHistory
 from tui_trader.engine.restore import restore_engine
 from tui_trader.engine.risk_control import RiskControl
 from tui_trader.engine.runtime import BotRuntime, effective_state
@@ -72,7 +73,7 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-class Engine(RiskControl):
+class Engine(EngineHistory, RiskControl):
     def __init__(self, config: AppConfig, store: Store, exchange: Exchange, feed: CandleFeed,
                  registry: StrategyRegistry) -> None:
         super().__init__()

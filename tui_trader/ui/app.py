@@ -377,21 +377,19 @@ class TraderApp(ConsoleActions, App[None]):
     @work(group="history")
     async def load_history(self) -> None:
         """The decisions stored before the console opened, under those reported since."""
-        names = {b.id: b.name for b in self.engine.bots.values()}
-        rows = await self.engine.store.decisions(newest=True, limit=LOG_KEPT)
+        rows = await self.engine.recent_decisions(limit=LOG_KEPT)
         if not self.is_running:
             return
         since = list(self.all_history)
         seen = set(since)
-        stored = [(names[d.bot_id], decision_line(None, d)) for _, d in rows if d.bot_id in names]
+        stored = [(name, decision_line(None, d)) for name, d in rows]
         self.all_history.clear()
         self.history.clear()
         for name, line in [*(item for item in stored if item not in seen), *since]:
             self.all_history.append((name, line))
             self.history.setdefault(name, deque(maxlen=BOT_LOG_KEPT)).append(line)
-        for _, d in reversed(rows):  # the last decision column, for bots that have not decided since
-            if d.bot_id in names:
-                self.buffer.last_decision.setdefault(names[d.bot_id], d)
+        for name, d in reversed(rows):  # the last decision column, for bots that have not decided since
+            self.buffer.last_decision.setdefault(name, d)
         self.rewrite_log()
         self.stale_bots.update(self.history)
         self.refresh_console(everything=True)
@@ -404,9 +402,9 @@ class TraderApp(ConsoleActions, App[None]):
             return
         spec = bot.record.spec
         key = (spec.symbol, spec.timeframe.value)
-        trades = await self.engine.store.trades(bot.id)
+        trades = await self.engine.closed_trades(bot)
         if len(self.buffer.candles.get(key, ())) < 100:
-            self.buffer.seed_candles(key, await self.engine.store.candles(*key, limit=200))
+            self.buffer.seed_candles(key, await self.engine.recent_candles(*key, limit=200))
         if bot.name == self.selected and self.is_running:
             self.trades = trades[-50:]
             self.chart_due = True

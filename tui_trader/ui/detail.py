@@ -116,9 +116,8 @@ class BotDetailScreen(Screen[None]):
     @work(exclusive=True, group="detail")
     async def load(self) -> None:
         bot = self.engine.bot(self.bot_name)
-        store = self.engine.store
-        trades = await store.trades(bot.id)
-        equity = await store.equity_curve(bot.id)
+        trades = await self.engine.closed_trades(bot)
+        equity = await self.engine.equity_curve(bot)
         equity.append((self.engine.now_ts, bot.equity))  # where it stands now, marked to market
         if not self.is_attached:
             return
@@ -161,7 +160,7 @@ class BotDetailScreen(Screen[None]):
         bot = self.engine.bot(self.bot_name)
         chosen = self.query_one("#d-type", Select).value
         types = [] if chosen == ALL_TYPES or not isinstance(chosen, str) else [chosen]
-        rows = await self.engine.store.decisions(bot.id, types=types, limit=DECISIONS_SHOWN, newest=True)
+        rows = await self.engine.recent_decisions(bot, types=types, limit=DECISIONS_SHOWN)
         log = self.query_one("#d-log", Log)
         log.clear()
         log.write_lines([decision_line(None, d, dated=True) for _, d in rows])
