@@ -168,25 +168,25 @@ def write_trades(path: Path, trades: list[Trade]) -> None:
                         t.exit_price, t.pnl, t.fees, t.net_pnl, f"{ret:.6f}", t.exit_reason])
 
 
-def _figure(width: int, height: int) -> Any:
-    fig = plt.figure  # plotext's one figure: cleared for each chart
-    fig.clear()
-    fig.plot_size(width, height)
-    fig.theme("dark")
-    return fig
+def _clear(width: int, height: int) -> None:
+    """plotext 5's one module-level figure (the CLI draws one chart at a time), cleared."""
+    plt.clf()
+    plt.plotsize(width, height)
+    plt.theme("dark")
 
 
 def equity_chart(times: np.ndarray, equity: np.ndarray, width: int) -> str:
     t, v = downsample(times, equity, width * 2)
     dd = drawdown_series(pd.Series(v)).to_numpy() * 100
     x = ((t - t[0]) / 86_400_000).tolist()
-    fig = _figure(width, 26)
-    fig.subplots(2, 1)
-    top = fig.subplot(1, 1)
-    top.draw(top.signal(x, v.tolist(), marker="braille")).title(f"Equity (USDT), days since {iso(int(t[0]))}")
-    bottom = fig.subplot(2, 1)
-    bottom.draw(bottom.signal(x, dd.tolist(), marker="braille")).title("Drawdown (%)")
-    return str(fig.build())
+    _clear(width, 14)  # two charts, not subplots: plotext 5 keeps a grid of subplots across clears
+    plt.plot(x, v.tolist(), marker="braille")
+    plt.title(f"Equity (USDT), days since {iso(int(t[0]))}")
+    equity_part = str(plt.build())
+    _clear(width, 12)
+    plt.plot(x, dd.tolist(), marker="braille")
+    plt.title("Drawdown (%)")
+    return equity_part + "\n" + str(plt.build())
 
 
 def price_chart(report: Report, width: int) -> str:
@@ -197,17 +197,17 @@ def price_chart(report: Report, width: int) -> str:
         return ""
     origin = int(t[0])
     day = lambda ts: (ts - origin) / 86_400_000  # noqa: E731
-    fig = _figure(width, 18)
-    fig.draw(fig.signal(day(t).tolist(), c.tolist(), marker="braille"))
+    _clear(width, 18)
+    plt.plot(day(t).tolist(), c.tolist(), marker="braille")
     trades = report.result.trades[-100:]  # the latest: more would only cover the line
     for side, marker in ((1, "^"), (-1, "v")):
         group = [tr for tr in trades if tr.side.sign == side]
         if group:
-            fig.draw(fig.signal([day(tr.entry_ts) for tr in group], [float(tr.entry_price) for tr in group], marker=marker))
+            plt.scatter([day(tr.entry_ts) for tr in group], [float(tr.entry_price) for tr in group], marker=marker)
     if trades:
-        fig.draw(fig.signal([day(tr.exit_ts) for tr in trades], [float(tr.exit_price) for tr in trades], marker="x"))
-    fig.title(f"{report.info.symbol} close since {iso(origin)}: ^ long, v short, x exit")
-    return str(fig.build())
+        plt.scatter([day(tr.exit_ts) for tr in trades], [float(tr.exit_price) for tr in trades], marker="x")
+    plt.title(f"{report.info.symbol} close since {iso(origin)}: ^ long, v short, x exit")
+    return str(plt.build())
 
 
 def _json_number(v: Any) -> Any:
