@@ -247,8 +247,8 @@ async def test_labels_keep_brackets_and_show_risk_numbers(config: AppConfig, reg
     async with opened(cfg, registry) as (app, pilot):
         risk = app.form.query_one("#f-risk", Select)
         labels = [Content.from_markup(prompt).plain for prompt, _ in risk._options if isinstance(prompt, str)]
-        assert "balanced (1%/trade, stop 2xATR, TP 2R)" in labels
-        assert "mine[b] (0.25%/trade, stop 3xATR, TP 1.5R)" in labels
+        assert "balanced (1%/trade, stop 2xATR, TP 2R, lev 3x, pos 200%)" in labels
+        assert "mine[b] (0.25%/trade, stop 3xATR, TP 1.5R, lev 1x, pos 50%)" in labels
         await save_with(app, pilot, {**VALID, "f-risk": "mine[b]", "f-name": "[x]"})
         assert errors_of(app)[0].startswith("bot.name: String should match pattern '^[A-Za-z0-9]")
         assert errors_of(app)[0].endswith("(got '[x]')")

@@ -386,3 +386,17 @@ def test_no_textual_method_is_overridden_by_accident() -> None:
         own = {n for n, v in vars(cls).items() if inspect.isfunction(v) or isinstance(v, property)}
         clashes = sorted(n for n in own - meant if hasattr(base, n))
         assert not clashes, f"{cls.__name__} overrides {base.__name__}.{clashes}"
+
+
+async def test_risk_pane_shows_the_selected_bots_profile_and_gauges(console: Harness) -> None:
+    app = TraderApp(console.engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        select(app, "holder")
+        await pilot.pause()
+        panel = app.query_one("#risk")
+        text = "\n".join(str(line.text) for line in panel.query("TextLine"))
+        assert "holder" in text and "risk profile" in text and "exact" in text
+        assert "1%/trade, stop 2xATR, TP 2R, lev 10x, pos 1000%" in text
+        exposure = panel.query_one("#g-bot-exposure").gauge
+        position = console.bot("holder").ledger.position
+        assert exposure.value == abs(position.qty) * console.engine.marks[position.symbol]

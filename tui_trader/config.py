@@ -96,6 +96,28 @@ class RiskProfile(Strict):
     daily_loss_resume: Literal["next_day", "operator"] = Field(default="next_day", description="who resumes a bot paused by its daily loss")
     drawdown_resume: Literal["next_day", "operator"] = Field(default="operator", description="who resumes a bot paused by its drawdown")
 
+    def sizing_text(self) -> str:
+        """How it sizes, compactly: '1%/trade, stop 2xATR, TP 2R, lev 3x, pos 200%'."""
+        return (f"{self.risk_per_trade_pct:g}%/trade, stop {self.stop_atr_mult:g}xATR, TP {self.take_profit_r:g}R,"
+                f" lev {self.max_leverage:g}x, pos {self.max_position_pct:g}%")
+
+    def limits_text(self) -> str:
+        """Stop management, gates and automatic pauses, compactly; "-" when none is set."""
+        parts = [f"BE {self.breakeven_r:g}R"] if self.breakeven_r else []
+        if self.trail_atr_mult:
+            parts.append(f"trail {self.trail_atr_mult:g}xATR from {self.trail_activation_r:g}R")
+        if self.time_stop_bars:
+            parts.append(f"time {self.time_stop_bars} bars")
+        if self.max_open_positions:
+            parts.append(f"open<={self.max_open_positions}")
+        if self.daily_loss_pct:
+            parts.append(f"day -{self.daily_loss_pct:g}%{'' if self.daily_loss_resume == 'next_day' else ' (operator)'}")
+        if self.max_drawdown_pct:
+            parts.append(f"DD -{self.max_drawdown_pct:g}%{' (next day)' if self.drawdown_resume == 'next_day' else ''}")
+        if self.cooldown_losses:
+            parts.append(f"cooldown {self.cooldown_losses}L/{self.cooldown_candles}c")
+        return ", ".join(parts) or "-"
+
     @model_validator(mode="after")
     def _check_cooldown(self) -> RiskProfile:
         if self.cooldown_losses and not self.cooldown_candles:

@@ -22,7 +22,7 @@ from tui_trader.cli.common import (
     parse_params,
     run,
 )
-from tui_trader.config import AppConfig, BotSpec, ConfigError, RiskProfile, validate_bot
+from tui_trader.config import AppConfig, BotSpec, ConfigError, validate_bot
 from tui_trader.model import BotState
 from tui_trader.setup import bot_errors, engine_running
 from tui_trader.store import BotExists, Store
@@ -62,24 +62,6 @@ def bots_list(config: ConfigOpt = None, state_dir: StateOpt = None, strategies_d
     run(body)
 
 
-def risk_limits(p: RiskProfile) -> str:
-    """Stop management, gates and automatic pauses of a profile, compactly; "-" when none is set."""
-    parts = [f"BE {p.breakeven_r:g}R"] if p.breakeven_r else []
-    if p.trail_atr_mult:
-        parts.append(f"trail {p.trail_atr_mult:g}xATR from {p.trail_activation_r:g}R")
-    if p.time_stop_bars:
-        parts.append(f"time {p.time_stop_bars} bars")
-    if p.max_open_positions:
-        parts.append(f"open<={p.max_open_positions}")
-    if p.daily_loss_pct:
-        parts.append(f"day -{p.daily_loss_pct:g}%{'' if p.daily_loss_resume == 'next_day' else ' (operator)'}")
-    if p.max_drawdown_pct:
-        parts.append(f"DD -{p.max_drawdown_pct:g}%{' (next day)' if p.drawdown_resume == 'next_day' else ''}")
-    if p.cooldown_losses:
-        parts.append(f"cooldown {p.cooldown_losses}L/{p.cooldown_candles}c")
-    return ", ".join(parts) or "-"
-
-
 async def _bot_rows(store: Store, cfg: AppConfig) -> list[dict[str, Any]]:
     ledgers = await store.ledgers()
     positions = {p.bot_id: p for p in await store.positions()}
@@ -88,14 +70,12 @@ async def _bot_rows(store: Store, cfg: AppConfig) -> list[dict[str, Any]]:
         profile = cfg.profile(bot.spec.risk_profile)
         lg = ledgers.get(bot.id)
         pos = positions.get(bot.id)
-        risk = (f"{bot.spec.risk_profile} ({profile.risk_per_trade_pct:g}%/trade, stop {profile.stop_atr_mult:g}xATR,"
-                f" TP {profile.take_profit_r:g}R, lev {profile.max_leverage:g}x, pos {profile.max_position_pct:g}%)"
-                ) if profile else bot.spec.risk_profile
+        risk = f"{bot.spec.risk_profile} ({profile.sizing_text()})" if profile else bot.spec.risk_profile
         rows.append({
             "name": bot.name, "symbol": bot.spec.symbol, "tf": bot.spec.timeframe.value, "strategy": bot.spec.strategy,
             "params": bot.spec.params, "confirmations": bot.spec.confirmations,
             "state": bot.state.value + (f" ({bot.state_reason})" if bot.state_reason and bot.state is not BotState.RUNNING else ""),
-            "risk": risk, "limits": risk_limits(profile) if profile else "",
+            "risk": risk, "limits": profile.limits_text() if profile else "",
             "risk_settings": profile.model_dump(mode="json") if profile else None, "capital": str(bot.spec.capital),
             "position": f"{pos.qty:+} @ {pos.entry_price:.8g}" if pos and pos.qty else "flat",
             "realized": f"{lg.realized_pnl:+.2f}" if lg else "+0.00", "fees": f"{lg.fees:.2f}" if lg else "0.00",

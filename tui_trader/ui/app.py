@@ -322,7 +322,9 @@ class TraderApp(ConsoleActions, App[None]):
     def _refresh_risk(self) -> None:
         snapshot = self.engine.risk_snapshot()
         bot = next((b for b in snapshot.bots if b.name == self.selected), None)
-        self.query_one("#risk", RiskPanel).show(bot, snapshot)
+        runtime = self.selected_bot()
+        profile = (runtime.record.spec.risk_profile, runtime.profile.risk) if runtime else None
+        self.query_one("#risk", RiskPanel).show(bot, snapshot, profile)
 
     def _maybe_draw_chart(self) -> None:
         chart = self.query_one("#chart", PriceChart)

@@ -57,7 +57,7 @@ def format_params(params: dict[str, ParamValue]) -> str:
 
 
 def risk_label(name: str, p: RiskProfile) -> str:
-    return f"{name} ({p.risk_per_trade_pct:g}%/trade, stop {p.stop_atr_mult:g}xATR, TP {p.take_profit_r:g}R)"
+    return f"{name} ({p.sizing_text()})"
 
 
 def error_field(line: str) -> str | None:

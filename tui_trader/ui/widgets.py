@@ -9,12 +9,14 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.markup import escape
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 from textual_plotext import PlotextPlot
 
+from tui_trader.config import RiskProfile
 from tui_trader.engine.risk_control import BotRisk, Gauge, PortfolioRisk
 from tui_trader.model import Candle, Trade
 from tui_trader.ui.views import hhmmss
@@ -79,6 +81,8 @@ class RiskPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield TextLine(id="risk-bot-title")
+        yield TextLine(id="risk-bot-sizing", markup=False)
+        yield TextLine(id="risk-bot-limits", markup=False)
         yield RiskGauge("exposure", id="g-bot-exposure")
         yield RiskGauge("drawdown", id="g-bot-drawdown")
         yield RiskGauge("today's loss", id="g-bot-daily")
@@ -86,11 +90,16 @@ class RiskPanel(Vertical):
         yield RiskGauge("exposure", id="g-pf-exposure")
         yield RiskGauge("to the stop", id="g-pf-drawdown")
 
-    def show(self, bot: BotRisk | None, portfolio: PortfolioRisk) -> None:
-        title = f"[b]{bot.name}[/b]" if bot else "no bot selected"
+    def show(self, bot: BotRisk | None, portfolio: PortfolioRisk, profile: tuple[str, RiskProfile] | None) -> None:
+        """The selected bot's gauges and its risk profile's settings, and the portfolio's gauges."""
+        title = f"[b]{escape(bot.name)}[/b]" if bot else "no bot selected"
+        if profile is not None:
+            title += f" risk profile [b]{escape(profile[0])}[/b]"
         if bot is not None and bot.cooldown_until:
             title += " [yellow](cooling down)[/]"
         self.query_one("#risk-bot-title", TextLine).show(title)
+        self.query_one("#risk-bot-sizing", TextLine).show(f"  {profile[1].sizing_text()}" if profile else "")
+        self.query_one("#risk-bot-limits", TextLine).show(f"  limits: {profile[1].limits_text()}" if profile else "")
         for key, gauge in (("exposure", bot.exposure if bot else None), ("drawdown", bot.drawdown if bot else None),
                            ("daily", bot.daily_loss if bot else None)):
             self.query_one(f"#g-bot-{key}", RiskGauge).gauge = gauge
