@@ -5,6 +5,7 @@ will happen before it does. The engine runs no task here: the test feeds its can
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from textual.widgets import DataTable, Input, Log, Select, Static
 
 from tests.engine_harness import Harness, at, bot_spec, flat, history, make_config, open_harness
-from tui_trader.model import BotState, OrderStatus
+from tui_trader.model import BotState, OrderPurpose, OrderStatus
 from tui_trader.ui.app import TraderApp
 from tui_trader.ui.bot_form import BotFormScreen
 from tui_trader.ui.detail import BotDetailScreen
@@ -400,3 +401,23 @@ async def test_risk_pane_shows_the_selected_bots_profile_and_gauges(console: Har
         exposure = panel.query_one("#g-bot-exposure").gauge
         position = console.bot("holder").ledger.position
         assert exposure.value == abs(position.qty) * console.engine.marks[position.symbol]
+
+
+async def test_quit_can_flatten_everything_first(console: Harness) -> None:
+    async def market() -> None:  # the closing order, once sent, fills on the next candle
+        holder = console.bot("holder")
+        while not any(o.request.purpose is OrderPurpose.FLATTEN and o.status is OrderStatus.NEW for o in holder.orders.values()):
+            await asyncio.sleep(0.01)
+        await console.tick(LIVE[3])
+
+    app = TraderApp(console.engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitScreen)
+        filled = asyncio.create_task(market())
+        await pilot.press("f")
+        await until(pilot, lambda: app.return_code is not None)
+        await filled
+    assert app.return_code == 0
+    assert console.engine.global_state is BotState.HALTED and not console.bot("holder").ledger.position.is_open

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -145,3 +146,51 @@ def test_console_in_tmux_pause_flatten_form_palette_quit(console: tuple[Terminal
         assert position in ("0", "0E-8") or float(position) == 0.0
     finally:
         db.close()
+
+
+CRASHING_CONSOLE = """
+import asyncio, sys
+from pathlib import Path
+from tui_trader.config import load_config
+from tui_trader.setup import load_strategies
+from tui_trader.ui import app as console
+from tui_trader.ui.launcher import run_console
+
+flushes = 0
+flush = console.TraderApp.refresh_console
+
+def failing(self, everything=False):  # fault injection: the 20th flush raises, as a console bug would
+    global flushes
+    flushes += 1
+    if flushes == 20:
+        raise RuntimeError("injected console failure")
+    return flush(self, everything)
+
+console.TraderApp.refresh_console = failing
+sys.exit(asyncio.run(run_console(load_config(None), Path(sys.argv[1]), load_strategies())))
+"""
+
+
+def test_a_console_that_raises_stops_the_engine_gracefully_and_shows_the_error(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    script = tmp_path / "crash.py"
+    script.write_text(CRASHING_CONSOLE)
+    env = clean_environ(TERM="tmux-256color", TEXTUAL_ANIMATIONS="none")
+    keep = {k: env[k] for k in ("TERM", "TEXTUAL_ANIMATIONS", "PATH") if k in env} | {"HOME": os.environ.get("HOME", "/")}
+    term = Terminal([sys.executable, str(script), str(state)], keep, tmp_path / "exit-status")
+    try:
+        assert term.exit_status(timeout=60) == 1
+        screen = " ".join(term.screen().split())  # the message wraps at 80 columns
+        assert "injected console failure" in screen and "the engine was stopped and its state saved" in screen
+    finally:
+        term.close()
+    db = sqlite3.connect(f"file:{state / 'tui-trader.sqlite3'}?mode=ro", uri=True)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM bots").fetchone()[0] == 9
+        assert db.execute("SELECT COUNT(*) FROM bot_decisions").fetchone()[0] > 0  # the engine ran and its log was flushed
+    finally:
+        db.close()
+    # The engine let go of the state directory: the CLI sees no engine running and changes the database itself.
+    result = subprocess.run([tui_trader_exe(), "bots", "pause", PAUSED_BOT, "--state-dir", str(state)],
+                            capture_output=True, text=True, timeout=60, env=clean_environ())
+    assert result.returncode == 0 and "no engine running" in result.stdout, result.stdout + result.stderr
