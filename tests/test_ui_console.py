@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input, Log, Select, Static
 
 from tests.engine_harness import Harness, at, bot_spec, flat, history, make_config, open_harness
 from tui_trader.model import BotState, OrderPurpose, OrderStatus
-from tui_trader.ui.app import TraderApp
+from tui_trader.ui.app import LOG_KEPT, TraderApp
 from tui_trader.ui.bot_form import BotFormScreen
 from tui_trader.ui.detail import BotDetailScreen
 from tui_trader.ui.screens import ConfirmScreen, HelpScreen, KillAllScreen, QuitScreen
@@ -77,7 +77,7 @@ async def test_flatten_preview_then_confirm_closes_the_position(console: Harness
         app.refresh_console()
         await pilot.pause()
         assert not holder.ledger.position.is_open and holder.state is BotState.HALTED
-        assert "holder" not in app.position_rows
+        assert "holder" not in app.positions_shown()
 
 
 async def test_flatten_cancelled_changes_nothing(console: Harness) -> None:
@@ -175,22 +175,27 @@ async def test_log_follows_the_selected_bot_switches_to_all_and_filters(console:
         select(app, "holder")
         await pilot.pause()
         log = app.query_one("#log", Log)
-        lines = list(log.lines)
-        assert lines and all("holder" not in line[:30] for line in lines)  # one bot: no name column
-        assert any("TRADE_ENTERED" in line for line in lines)
+
+        def shown() -> list[str]:  # the log is padded with blank lines to its full length
+            return [line for line in log.lines if line.strip()]
+
+        assert len(log.lines) == LOG_KEPT
+        assert shown() and all("holder" not in line[:30] for line in shown())  # one bot: no name column
+        assert any("TRADE_ENTERED" in line for line in shown())
         await pilot.press("a")
         await pilot.pause()
-        assert any(" idle " in line for line in log.lines) and any(" holder " in line for line in log.lines)
+        assert any(" idle " in line for line in shown()) and any(" holder " in line for line in shown())
         await pilot.press("slash")
         await pilot.pause()
         app.query_one("#log-filter", Input).value = "trade_entered"
         await pilot.press("enter")
         await pilot.pause()
-        assert log.lines and all("TRADE_ENTERED" in line for line in log.lines)
+        assert shown() and all("TRADE_ENTERED" in line for line in shown())
         await console.tick(LIVE[3])
         app.refresh_console()
         await pilot.pause()
-        assert all("TRADE_ENTERED" in line for line in log.lines)  # new lines pass the filter too
+        assert all("TRADE_ENTERED" in line for line in shown())  # new lines pass the filter too
+        assert len(log.lines) == LOG_KEPT
 
 
 async def test_help_lists_every_key(console: Harness) -> None:

@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Input, Log
 
 from tui_trader.engine.orchestrator import Engine
 from tui_trader.engine.runtime import BotRuntime
-from tui_trader.model import Decision, Trade
+from tui_trader.model import Decision, DecisionType, Trade
 from tui_trader.ui.actions import ConsoleActions
 from tui_trader.ui.buffer import EngineBuffer
 from tui_trader.ui.commands import ConsoleCommands
@@ -41,10 +41,12 @@ from tui_trader.ui.views import (
     status_line,
     with_name,
 )
-from tui_trader.ui.widgets import LiveTable, PriceChart, RiskPanel, TextLine
+from tui_trader.ui.widgets import ChartData, LiveTable, PriceChart, RiskPanel, TextLine
 
 PANES = ("bots", "log", "positions", "chart", "risk")
-CHART_MIN_SECONDS = 0.5  # at most 2 redraws a second: a candlestick build costs 20-50 ms
+CHART_MIN_SECONDS = 0.5  # at most 2 redraws a second: a candlestick build costs 20-50 ms (in a thread)
+ROUTINE = frozenset({DecisionType.NO_SETUP, DecisionType.HOLD, DecisionType.WARMING_UP})
+ROUTINE_SHOWN_EVERY_S = 1.0
 LOG_KEPT = 2000  # lines of every bot's decisions
 BOT_LOG_KEPT = 500  # lines per bot, for showing one bot's log at once
 
@@ -91,6 +93,7 @@ class TraderApp(ConsoleActions, App[None]):
         self.stale_bots: set[str] = set()  # rows whose cells may have changed since they were last shown
         self.bots_marked = False  # the market moved since the bots table was last brought up to date
         self.positions_due = self.risk_due = True
+        self.last_shown: dict[str, float] = {}  # when each row's routine last decision was last shown
         self.bindings_key: tuple[object, ...] = ()
         self.bot_columns: tuple[str, ...] = BOT_COLUMNS  # all of them from 120 columns on, fewer below
         self.bot_rows: dict[str, tuple[object, ...]] = {}  # cells last shown, to update only what changed
@@ -256,12 +259,22 @@ class TraderApp(ConsoleActions, App[None]):
             self.bots_marked = False
         new = [name for name in bots if name not in self.bot_rows]
         window = self._visible_rows(table)
+        now = time.monotonic()
         for name in [*new, *(n for n in self.stale_bots if n in bots and n in self.bot_rows
                              and table.get_row_index(n) in window)]:
             bot = bots[name]
-            every = dict(zip(BOT_COLUMNS, bot_cells(self.engine, bot, self.buffer.last_decision.get(name)), strict=True))
-            cells = tuple(every[c] for c in self.bot_columns)
+            last = self.buffer.last_decision.get(name)
+            every = dict(zip(BOT_COLUMNS, bot_cells(self.engine, bot, last), strict=True))
             before = self.bot_rows.get(name)
+            held = False
+            if before is not None and "last" in self.bot_columns and last is not None and last.decision_type in ROUTINE:
+                # A routine decision (one per bot per candle) shows at most once a second: a row that
+                # changes repaints all its cells, and nobody reads a cell that changes 20 times a second.
+                if now - self.last_shown.get(name, 0.0) < ROUTINE_SHOWN_EVERY_S:
+                    every["last"], held = before[self.bot_columns.index("last")], True
+                else:
+                    self.last_shown[name] = now
+            cells = tuple(every[c] for c in self.bot_columns)
             if before is None:
                 table.add_row(*cells, key=name)
             else:
@@ -269,26 +282,33 @@ class TraderApp(ConsoleActions, App[None]):
                     if old != value:
                         table.set_cell(name, column, value)
             self.bot_rows[name] = cells
-            self.stale_bots.discard(name)
+            if not held:
+                self.stale_bots.discard(name)
         if self.selected is None and table.row_count:
             self.select_bot(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
 
     def _refresh_positions(self) -> None:
+        """Open positions by bot name, in rows that are reused, never removed: adding or removing
+        a row lays the whole screen out again, and positions open and close all the time."""
         table = self.query_one("#positions", LiveTable)
-        holding = {b.name: b for b in self.engine.bots.values() if b.ledger.position.is_open}
-        for gone in [name for name in self.position_rows if name not in holding]:
-            table.remove_row(gone)
-            del self.position_rows[gone]
-        for name, bot in holding.items():
-            cells = position_cells(self.engine, bot)
-            before = self.position_rows.get(name)
+        holding = sorted((b for b in self.engine.bots.values() if b.ledger.position.is_open), key=lambda b: b.name)
+        rows = [position_cells(self.engine, bot) for bot in holding]
+        blank = ("",) * len(POSITION_COLUMNS)
+        for slot in range(max(len(rows), len(self.position_rows))):
+            cells = rows[slot] if slot < len(rows) else blank
+            key = str(slot)
+            before = self.position_rows.get(key)
             if before is None:
-                table.add_row(*cells, key=name)
+                table.add_row(*cells, key=key)
             else:
                 for column, old, value in zip(POSITION_COLUMNS, before, cells, strict=True):
                     if old != value:
-                        table.set_cell(name, column, value)
-            self.position_rows[name] = cells
+                        table.set_cell(key, column, value)
+            self.position_rows[key] = cells
+
+    def positions_shown(self) -> list[str]:
+        """The bots whose positions the table lists, top to bottom."""
+        return [str(cells[0]) for cells in self.position_rows.values() if cells[0]]
 
     def _append_log(self, decisions: list[tuple[str, Decision]]) -> None:
         """Kept as plain strings: thousands of Decision objects held here would slow every GC pass."""
@@ -312,9 +332,11 @@ class TraderApp(ConsoleActions, App[None]):
             source: Iterable[str] = (with_name(n, line) for n, line in self.all_history)
         else:
             source = self.history.get(self.selected or "", ())
+        lines = [line for line in source if not self.log_filter or self.log_filter in line.lower()][-LOG_KEPT:]
         log = self.query_one("#log", Log)
         log.clear()
-        log.write_lines([line for line in source if not self.log_filter or self.log_filter in line.lower()])
+        # Padded to its full length: a log whose length changes lays the whole screen out again on every write.
+        log.write_lines([" "] * (LOG_KEPT - len(lines)) + lines)  # " ": Log drops "" (no line to split)
         scope = "all bots" if self.scope_all else (self.selected or "-")
         extra = f", filter '{self.log_filter}'" if self.log_filter else ""
         self.query_one("#pane-log").border_title = f"Decisions: {scope}{extra}"
@@ -334,13 +356,13 @@ class TraderApp(ConsoleActions, App[None]):
         self.chart_due, self.chart_drawn = False, now
         bot = self.selected_bot()
         if bot is None:
-            chart.draw("no bot selected", [], [], None, None, None)
+            chart.draw(ChartData("no bot selected", [], [], None, None, None))
             return
         spec, position = bot.record.spec, bot.ledger.position
         candles = self.buffer.candles.get((spec.symbol, spec.timeframe.value), ())
         entry = (position.opened_ts, float(position.entry_price), position.qty > 0) if position.is_open else None
-        chart.draw(f"{bot.name} {spec.symbol} {spec.timeframe.value}", list(candles), self.trades, entry,
-                   position.stop_price, position.target_price)
+        chart.draw(ChartData(f"{bot.name} {spec.symbol} {spec.timeframe.value}", list(candles), list(self.trades), entry,
+                             position.stop_price, position.target_price))
 
     # -- selection ---------------------------------------------------------------------------------------
 

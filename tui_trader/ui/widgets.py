@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from rich.text import Text
@@ -14,7 +16,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import ColumnKey, RowKey
-from textual_plotext import PlotextPlot
+from textual_plotext import Plot, PlotextPlot
 
 from tui_trader.config import RiskProfile
 from tui_trader.engine.risk_control import BotRisk, Gauge, PortfolioRisk
@@ -109,42 +111,84 @@ class RiskPanel(Vertical):
         self.query_one("#g-pf-drawdown", RiskGauge).gauge = portfolio.drawdown
 
 
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    title: str
+    candles: Sequence[Candle]
+    trades: Sequence[Trade]
+    entry: tuple[int, float, bool] | None  # (ts, price, long) of the open position
+    stop: Decimal | None
+    target: Decimal | None
+
+
 class PriceChart(PlotextPlot):
     """Candlesticks of the selected bot's market with its entries (▲/▼) and exits (x), and its
-    current stop and target as lines. Drawn only when the app asks (visible, at most 2 Hz)."""
+    current stop and target as lines. A candlestick build costs 20-50 ms of pure Python, so it
+    runs in a thread on a figure of its own (the event loop keeps getting the GIL every few ms)
+    and the widget shows the last finished picture; one build at a time, the newest wins."""
 
-    def draw(self, title: str, candles: Sequence[Candle], trades: Sequence[Trade], entry: tuple[int, float, bool] | None,
-             stop: Decimal | None, target: Decimal | None) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title(title)
-        if not candles:
-            self.refresh()
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.picture: Text = Text("")
+        self.building = False
+        self.waiting: ChartData | None = None  # asked for while a build ran
+
+    def draw(self, data: ChartData) -> None:
+        if self.building:
+            self.waiting = data
             return
-        shown = list(candles)[-max(10, self.size.width - 12):]  # more candles than columns only overlap
-        first_ts = shown[0].ts
-        step = (shown[1].ts - first_ts) if len(shown) > 1 else 60_000
-        index = {c.ts: i for i, c in enumerate(shown)}
-        xs = list(range(len(shown)))
-        plt.candlestick(xs, {"Open": [c.open for c in shown], "Close": [c.close for c in shown],
-                             "High": [c.high for c in shown], "Low": [c.low for c in shown]})
+        self.building = True
+        size = (self.size.width, self.size.height)
+        theme = self._get_plotext_theme_name(self.app.theme)
+        self.run_worker(partial(self.build, data, size, theme), thread=True, group="chart", exit_on_error=False)
 
-        def x_of(ts: int) -> int | None:
-            return index.get(ts - (ts - first_ts) % step) if ts >= first_ts else None
+    def build(self, data: ChartData, size: tuple[int, int], theme: str) -> None:
+        """In a worker thread: a fresh figure, drawn, rendered to text; handed back to the loop."""
+        plt = Plot()
+        plt.plotsize(*size)
+        plt._set_size(*size)  # as PlotextPlot.render does: plotsize alone does not always take
+        plt.theme(theme)
+        plot_chart(plt, data, size[0])
+        picture = Text.from_ansi(plt.build())
+        self.app.call_from_thread(self.built, picture)
 
-        for trade in trades:
-            for ts, value, marker, color in ((trade.entry_ts, trade.entry_price, "▲" if trade.side.sign > 0 else "▼", "green"),
-                                             (trade.exit_ts, trade.exit_price, "x", "red")):
-                x = x_of(ts)
-                if x is not None:
-                    plt.scatter([x], [float(value)], marker=marker, color=color)
-        if entry is not None and (x := x_of(entry[0])) is not None:
-            plt.scatter([x], [entry[1]], marker="▲" if entry[2] else "▼", color="green")
-        if stop is not None:
-            plt.hline(float(stop), color="red")
-        if target is not None:
-            plt.hline(float(target), color="green")
-        ticks = xs[:: max(1, len(xs) // 4)]
-        plt.xticks(ticks, [hhmmss(shown[i].ts)[:5] for i in ticks])
+    def built(self, picture: Text) -> None:
+        self.picture, self.building = picture, False
         self.refresh()
+        if self.waiting is not None:
+            data, self.waiting = self.waiting, None
+            self.draw(data)
+
+    def render(self) -> Text:
+        return self.picture
+
+
+def plot_chart(plt: Plot, data: ChartData, width: int) -> None:
+    plt.title(data.title)
+    if not data.candles:
+        return
+    shown = list(data.candles)[-max(10, width - 12):]  # more candles than columns only overlap
+    first_ts = shown[0].ts
+    step = (shown[1].ts - first_ts) if len(shown) > 1 else 60_000
+    index = {c.ts: i for i, c in enumerate(shown)}
+    xs = list(range(len(shown)))
+    plt.candlestick(xs, {"Open": [c.open for c in shown], "Close": [c.close for c in shown],
+                         "High": [c.high for c in shown], "Low": [c.low for c in shown]})
+
+    def x_of(ts: int) -> int | None:
+        return index.get(ts - (ts - first_ts) % step) if ts >= first_ts else None
+
+    for trade in data.trades:
+        for ts, value, marker, color in ((trade.entry_ts, trade.entry_price, "▲" if trade.side.sign > 0 else "▼", "green"),
+                                         (trade.exit_ts, trade.exit_price, "x", "red")):
+            x = x_of(ts)
+            if x is not None:
+                plt.scatter([x], [float(value)], marker=marker, color=color)
+    if data.entry is not None and (x := x_of(data.entry[0])) is not None:
+        plt.scatter([x], [data.entry[1]], marker="▲" if data.entry[2] else "▼", color="green")
+    if data.stop is not None:
+        plt.hline(float(data.stop), color="red")
+    if data.target is not None:
+        plt.hline(float(data.target), color="green")
+    ticks = xs[:: max(1, len(xs) // 4)]
+    plt.xticks(ticks, [hhmmss(shown[i].ts)[:5] for i in ticks])
