@@ -426,3 +426,28 @@ async def test_quit_can_flatten_everything_first(console: Harness) -> None:
         await filled
     assert app.return_code == 0
     assert console.engine.global_state is BotState.HALTED and not console.bot("holder").ledger.position.is_open
+
+
+async def test_flatten_cancels_a_working_entry_the_preview_names(tmp_path: Path) -> None:
+    """An entry sent on bar 3 works until bar 4 opens: flattening in between cancels it, and nothing fills."""
+    h = await open_harness(tmp_path / "state", make_config([bot_spec("late", long_at=at(3), atr=50.0)]), history() + LIVE)
+    try:
+        await h.run(LIVE[:4])
+        late = h.bot("late")
+        working = [o for o in late.orders.values() if o.status is OrderStatus.NEW]
+        assert len(working) == 1 and not late.ledger.position.is_open
+        app = TraderApp(h.engine)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            await pilot.press("f")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            assert any(f"cancel entry market buy {working[0].request.qty}" in line for line in app.screen.lines)
+            await pilot.press("y")
+            await until(pilot, lambda: not late.orders)
+        await h.tick(LIVE[4])
+        assert not late.ledger.position.is_open and late.state is BotState.HALTED
+        status = await h.rows("SELECT status FROM orders WHERE client_order_id = ?", working[0].client_order_id)
+        assert status == [(OrderStatus.CANCELLED.value,)]
+    finally:
+        await h.close()
