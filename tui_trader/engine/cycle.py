@@ -78,6 +78,7 @@ class CycleContext:
     cooldown_until: int = 0  # no entries before this market time
     exposure: Exposure | None = None  # the portfolio's; the cycle adds the entry it places
     atr: float = math.nan  # of the bot's timeframe (the regime tracker's NATR times the close)
+    close: Decimal | None = None  # the candle's close on the instrument's tick grid (rounded here when None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +135,17 @@ def flatten_intents(bot: BotProfile, position: Position, seq: int) -> list[Inten
 
 
 def describe_position(position: Position, mark: Decimal) -> str:
+    head, levels = position_text(position)
+    return "%s, uPnL %+.2f%s" % (head, float(position.unrealized_pnl(mark)), levels)
+
+
+def position_text(position: Position) -> tuple[str, str]:
+    """What describes a position besides its P&L: side, size and entry; its stop and target."""
     # %-formatting of floats: a HOLD row per bot in a position per candle, and Decimal formatting costs 2x
     qty = position.qty
     levels = f", stop {position.stop_price}" if position.stop_price else ""
     levels += f", target {position.target_price}" if position.target_price else ""
-    return "%s %s @ %.8g, uPnL %+.2f%s" % ("long" if qty > 0 else "short", abs(qty), float(position.entry_price),
-                                          float(position.unrealized_pnl(mark)), levels)
+    return "%s %s @ %.8g" % ("long" if qty > 0 else "short", abs(qty), float(position.entry_price)), levels
 
 
 class BotCycle:
@@ -148,6 +154,7 @@ class BotCycle:
         self.strategy = strategy
         self.regime = Regime.UNKNOWN
         self.bars_in_position = 0
+        self._held: tuple[object, ...] = (None,) * 6  # (qty, entry, stop, target) and position_text of them
 
     def on_other_timeframe(self, candle: Candle) -> None:
         """A closed candle of a higher timeframe the strategy reads: sync only."""
@@ -225,7 +232,7 @@ class BotCycle:
             return True
 
         # 6. size (a reversal frees the margin of the position it closes)
-        entry = bot.instrument.round_price(candle.close)
+        entry = ctx.close if ctx.close is not None else bot.instrument.round_price(candle.close)
         levels = protective_levels(found.side, entry, bot.risk, bot.instrument, found.atr, found.stop, found.target)
         if isinstance(levels, str):
             decide(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {levels}", gate="size")
@@ -262,7 +269,7 @@ class BotCycle:
 
     def _manage(self, candle: Candle, ctx: CycleContext, market: MarketContext, out: CycleResult, decide: Any) -> None:
         position, bot = ctx.position, self.bot
-        mark = bot.instrument.round_price(candle.close)
+        mark = ctx.close if ctx.close is not None else bot.instrument.round_price(candle.close)
         if ctx.state is BotState.FLATTENING:
             decide(Phase.MANAGE, DecisionType.HOLD, f"flattening: {describe_position(position, mark)}")
             return
@@ -276,7 +283,16 @@ class BotCycle:
             self._exit(ctx, reason, out, decide)
             return
         if not self._move_stop(candle, ctx, mark, out, decide):
-            decide(Phase.MANAGE, DecisionType.HOLD, f"holding {describe_position(position, mark)}")
+            decide(Phase.MANAGE, DecisionType.HOLD, f"holding {self._describe(position, mark)}")
+
+    def _describe(self, position: Position, mark: Decimal) -> str:
+        """describe_position, with the text that changes only with the position kept between candles."""
+        held = self._held  # compared by identity: equal Decimals can print differently (1.0, 1.00)
+        if (held[0] is not position.qty or held[1] is not position.entry_price or held[2] is not position.stop_price
+                or held[3] is not position.target_price):
+            held = self._held = (position.qty, position.entry_price, position.stop_price, position.target_price,
+                                 *position_text(position))
+        return "%s, uPnL %+.2f%s" % (held[4], float(position.unrealized_pnl(mark)), held[5])
 
     def _move_stop(self, candle: Candle, ctx: CycleContext, mark: Decimal, out: CycleResult, decide: Any) -> bool:
         """Break-even and trailing: a STOP_MOVED decision and intent when the stop tightens."""

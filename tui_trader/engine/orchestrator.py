@@ -203,11 +203,15 @@ class Engine(RiskControl):
         now = self.now_ts
         for candle in closed:
             key = (candle.symbol, candle.timeframe)
+            bots = self._own.get(key)
+            if not bots:
+                continue
             tracker = self.regimes.get(key)
             regime = tracker.regime if tracker else None
             features = tracker.features_dict if tracker else None
             atr = tracker.atr if tracker else math.nan
-            for bot in self._own.get(key, ()):
+            close = self.factory.instrument(candle.symbol).round_price(candle.close)  # once, not per bot
+            for bot in bots:
                 cycle = bot.cycle
                 if cycle is None or bot.state in idle:
                     continue
@@ -222,7 +226,7 @@ class Engine(RiskControl):
                     equity, equity, regime or cycle.regime, features,
                     bool(working) and bot.has_open(OrderPurpose.ENTRY),
                     bool(working) and bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), bot.next_seq,
-                    ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, exposure, atr,
+                    ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, exposure, atr, close,
                 )
                 try:
                     result = cycle.on_candle(candle, ctx)
