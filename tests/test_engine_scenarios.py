@@ -85,9 +85,9 @@ async def harnesses():
 @pytest.fixture
 def start(tmp_path: Path, harnesses: list[Harness]):
     async def _start(bots: list[dict], live: list, *, slippage_bps: str = "0", state: str = "state",
-                     history_bars: int = HISTORY) -> Harness:
+                     history_bars: int = HISTORY, listen: bool = True) -> Harness:
         h = await open_harness(tmp_path / state, make_config(bots, slippage_bps=slippage_bps), history() + live,
-                               history_bars)
+                               history_bars, listen)
         harnesses.append(h)
         return h
     return _start
@@ -489,6 +489,24 @@ async def test_a_strategy_that_raises_is_isolated_and_the_other_bot_keeps_tradin
     assert bad.state is BotState.RUNNING
     assert await h.tick(live[-1]) == {"bad": ["NO_SETUP"], "good": ["HOLD"]}
     await h.assert_books_consistent()
+
+
+async def test_a_failing_cycle_leaves_none_of_its_decisions_whether_or_not_anyone_listens(start):
+    """Bot 'bad' emits an event on bar 1, then its indicators raise while the setup is logged: the event
+    row it had already decided is dropped with the rest of its cycle, as when decisions are published one
+    by one; 'good' decides on. The committed rows are the same with and without a listener."""
+    live = [flat(0), SIGNAL_BAR, flat(2)]
+    bots = [bot_spec("bad", long_at=at(1), emit_at=at(1), broken_indicators_at=at(1)), bot_spec("good", emit_at=at(1))]
+    rows = []
+    for listen in (True, False):
+        h = await start(bots, live, state=f"state-{listen}", listen=listen)
+        for candle in live:
+            await h.tick(candle)
+        rows.append(await h.rows("SELECT b.name, d.ts, d.phase, d.decision_type, d.summary, d.details"
+                                 " FROM bot_decisions d JOIN bots b ON b.id = d.bot_id ORDER BY d.id"))
+    assert rows[0] == rows[1]
+    bar1 = [(name, kind) for name, t, _, kind, _, _ in rows[0] if t == ts(2) and kind != "REGIME_CHANGED"]
+    assert bar1 == [("bad", "ERROR"), ("bad", "STATE_CHANGED"), ("good", "STRATEGY_SWITCHED"), ("good", "NO_SETUP")]
 
 
 # --- restart ----------------------------------------------------------------------------------------------------------------

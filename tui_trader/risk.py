@@ -110,7 +110,7 @@ def tightened_stop(side: Side, entry: Decimal, stop: Decimal | None, initial_sto
     """
     if stop is None or initial_stop is None or not (profile.breakeven_r or profile.trail_atr_mult):
         return None
-    sign = 1 if side is Side.BUY else -1
+    sign = side.sign
     risk = (entry - initial_stop) * sign
     if risk <= 0:
         return None

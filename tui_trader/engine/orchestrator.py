@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 
 from tui_trader.config import AppConfig
-from tui_trader.engine.cycle import CancelOrders, CycleContext, Intent, MoveStop, PlaceOrder, describe_position
+from tui_trader.engine.cycle import CancelOrders, CycleContext, CycleResult, Intent, MoveStop, PlaceOrder, describe_position
 from tui_trader.engine.events import DecisionEvent, EventBus, FillEvent, TickEvent, TradeEvent
 from tui_trader.engine.restore import restore_engine
 from tui_trader.engine.risk_control import RiskControl
@@ -197,8 +197,12 @@ class Engine(RiskControl):
                     bot.cycle.on_other_timeframe(candle)
         every = self.config.store.equity_every_candles
         idle = (BotState.STOPPED, BotState.ERROR)
-        record, stage, decisions = self.record_decision, self.stage, batch.decisions
+        record, stage = self.record_decision, self.stage
         listening = bool(self.bus)
+        # Every bot's cycle appends to one result: its decisions are the tick's (or, with listeners,
+        # recorded and published one bot at a time); its intents are staged after each bot.
+        out = CycleResult([] if listening else batch.decisions, [])
+        decisions, intents = out.decisions, out.intents
         portfolio_running = self.global_state is BotState.RUNNING
         now = self.now_ts
         for candle in closed:
@@ -211,6 +215,7 @@ class Engine(RiskControl):
             features = tracker.features_dict if tracker else None
             atr = tracker.atr if tracker else math.nan
             close = self.factory.instrument(candle.symbol).round_price(candle.close)  # once, not per bot
+            close_ts = candle.close_ts
             for bot in bots:
                 cycle = bot.cycle
                 if cycle is None or bot.state in idle:
@@ -228,27 +233,31 @@ class Engine(RiskControl):
                     bool(working) and bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), bot.next_seq,
                     ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, exposure, atr, close,
                 )
+                before = len(decisions)
                 try:
-                    result = cycle.on_candle(candle, ctx)
+                    cycle.run(candle, ctx, out)
                 except Exception as exc:
+                    del decisions[before:]  # what a failing cycle decided is dropped, as its intents are
+                    intents.clear()
                     log.exception("bot %s raised in its cycle", bot.name)
                     self.fail_bot(bot, exc, batch)
                     continue
                 if listening:
-                    for decision in result.decisions:
+                    for decision in decisions:
                         record(bot, decision, batch)
-                else:
-                    decisions.extend(result.decisions)
-                for intent in result.intents:
-                    stage(bot, intent, batch, pending)
+                    decisions.clear()
+                if intents:
+                    for intent in intents:
+                        stage(bot, intent, batch, pending)
+                    intents.clear()
                 bot.candles_seen += 1
                 if equity != bot.last_equity or bot.candles_seen % every == 0:
-                    self._snapshot(bot, candle.close_ts, equity, batch)
+                    self._snapshot(bot, close_ts, equity, batch)
                 if bot.stateful:
                     state_now = cycle.strategy.get_state()
                     if state_now != bot.last_strategy_state:
                         bot.last_strategy_state = state_now
-                        batch.strategy_state.append((bot.id, state_now, candle.close_ts))
+                        batch.strategy_state.append((bot.id, state_now, close_ts))
 
     def _snapshot(self, bot: BotRuntime, ts: int, equity: Decimal, batch: Batch) -> None:
         """An equity row when equity moved (and at least every `equity_every_candles`)."""
