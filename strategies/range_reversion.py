@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import Field, model_validator
 
 from tui_trader.indicators import Chop, Indicator, Stream, is_nan
-from tui_trader.model import Candle, Side
+from tui_trader.model import BUY, SELL, Candle
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
 NAN = float("nan")
@@ -112,9 +112,9 @@ class RangeReversion(Strategy):
         rsi: float = self.rsi.value  # type: ignore[assignment]
         close = candle.close
         if close <= lower and rsi <= p.oversold:
-            side = Side.BUY
+            side = BUY
         elif close >= upper and rsi >= p.overbought:
-            side = Side.SELL
+            side = SELL
         elif close <= lower or close >= upper:
             band, level = ("lower", f"> {p.oversold:g}") if close <= lower else ("upper", f"< {p.overbought:g}")
             return NoSetup(f"close {close:.6g} beyond the {band} band but RSI {rsi:.1f} {level}")
@@ -123,7 +123,7 @@ class RangeReversion(Strategy):
         if upper <= lower:
             return NoSetup("the bands have no width: nothing to revert to")
         atr: float = self.atr.value  # type: ignore[assignment]
-        long = side is Side.BUY
+        long = side is BUY
         extreme = rsi <= p.extreme_oversold if long else rsi >= p.extreme_overbought
         reversal = candle.close > candle.open if long else candle.close < candle.open
         spike_limit = p.volume_spike * self.prior_volume_avg
@@ -150,7 +150,7 @@ class RangeReversion(Strategy):
         middle: float = self.bands.value[1]  # type: ignore[index]
         rsi: float = self.rsi.value  # type: ignore[assignment]
         close = self.candle.close
-        if ctx.position_side is Side.BUY:
+        if ctx.position_side is BUY:
             if close >= middle:
                 return f"close {close:.6g} back at the middle band {middle:.6g}"
             if self.p.exit_on_rsi_mid and rsi >= 50:
