@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import Field, model_validator
 
-from tui_trader.indicators import Stream, is_nan
+from tui_trader.indicators import Stream, is_nan, update_all
 from tui_trader.model import BUY, SELL, Candle
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
@@ -73,8 +73,7 @@ class DonchianBreakout(Strategy):
         self.upper_prev, _, self.lower_prev = self.channel.value  # type: ignore[misc]
         self.exit_upper_prev, _, self.exit_lower_prev = self.exit_channel.value  # type: ignore[misc]
         self.volume_avg_prev = self.volume_avg.value  # type: ignore[assignment]
-        for stream in self._streams:
-            stream.update(candle)
+        update_all(self._streams, candle)
         self.atrs.append(self.atr.value)  # type: ignore[arg-type]
         self.candle = candle
 

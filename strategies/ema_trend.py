@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import Field, model_validator
 
-from tui_trader.indicators import Stream, is_nan
+from tui_trader.indicators import Stream, is_nan, update_all
 from tui_trader.model import BUY, SELL, Candle
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
@@ -65,8 +65,7 @@ class EmaTrend(Strategy):
     def update(self, candle: Candle) -> None:
         if candle.timeframe != self.timeframe:
             return
-        for stream in self._streams:
-            stream.update(candle)
+        update_all(self._streams, candle)
         self.prev_diff = self.diff
         self.diff = self.fast.value - self.slow.value  # type: ignore[operator]
         self.close = candle.close

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import Field, model_validator
 
-from tui_trader.indicators import Chop, Indicator, Stream, is_nan
+from tui_trader.indicators import Chop, Stream, is_nan, update_all
 from tui_trader.model import BUY, SELL, Candle
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
@@ -64,7 +64,7 @@ class RangeReversion(Strategy):
         self.atr = Stream("ATR", timeperiod=p.atr_period)
         self.chop = Chop(p.chop_period)
         self.volume_avg = Stream("SMA", source="volume", timeperiod=p.volume_period)
-        self._streams: tuple[Indicator, ...] = (self.bands, self.rsi, self.atr, self.chop, self.volume_avg)
+        self._streams: tuple[Stream | Chop, ...] = (self.bands, self.rsi, self.atr, self.chop, self.volume_avg)
         self.candle: Candle | None = None
         self.prior_volume_avg = NAN  # average of the volume_period bars before the last candle
         self._ready = False
@@ -78,8 +78,7 @@ class RangeReversion(Strategy):
         if candle.timeframe != self.timeframe:
             return
         self.prior_volume_avg = self.volume_avg.value  # type: ignore[assignment]
-        for stream in self._streams:
-            stream.update(candle)
+        update_all(self._streams, candle)
         self.candle = candle
 
     def warm_up(self, candles: Mapping[str, Sequence[Candle]]) -> None:

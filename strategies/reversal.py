@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import Field, model_validator
 
-from tui_trader.indicators import Stream, is_nan
+from tui_trader.indicators import Stream, is_nan, update_all
 from tui_trader.model import BUY, SELL, Candle, Side
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
@@ -108,8 +108,7 @@ class Reversal(Strategy):
         if candle.timeframe != self.timeframe:
             return
         self.volume_avg_prev = self.volume_avg.value  # type: ignore[assignment]
-        for stream in self._streams:
-            stream.update(candle)
+        update_all(self._streams, candle)
         self.prev, self.candle = self.candle, candle
         self.prev_rsi, self.rsi_now = self.rsi_now, self.rsi.value  # type: ignore[assignment]
         self.bar += 1

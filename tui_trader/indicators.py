@@ -23,7 +23,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
@@ -258,6 +258,21 @@ class _Streaming:
         self.value = node.value
         if key is not None:
             pool.roots[key] = node  # type: ignore[union-attr]
+
+
+def update_all(streams: Iterable[Stream | Chop], candle: Candle) -> None:
+    """`update` each stream with the candle, as a strategy's update does per candle; the step onto a
+    state another stream already computed is taken here, without a call per stream."""
+    for stream in streams:
+        node = stream._node
+        if node is not None and node.next_candle is candle:
+            following = node.next
+            node.holders -= 1
+            following.holders += 1  # type: ignore[union-attr]
+            stream._node = following
+            stream.value = following.value  # type: ignore[union-attr]
+        else:
+            stream.update(candle)
 
 
 class Stream(_Streaming):
