@@ -9,10 +9,10 @@ that reaches a verdict writes a decision, including why nothing was done.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Any
 
 from tui_trader.config import RiskProfile
@@ -327,8 +327,9 @@ class BotCycle:
                               mark, candle.high if long else candle.low, ctx.atr, bot.risk, bot.instrument, bot.taker_fee)
         if move is None:
             return False
-        self._decider(out, ts)(_MANAGE, DecisionType.STOP_MOVED, f"{move.rule} stop {position.stop_price} -> {move.stop}: {move.detail}",
-               rule=move.rule, old=str(position.stop_price), new=str(move.stop))
+        self._decider(out, ts)(_MANAGE, DecisionType.STOP_MOVED,
+                               f"{move.rule} stop {position.stop_price} -> {move.stop}: {move.detail}",
+                               rule=move.rule, old=str(position.stop_price), new=str(move.stop))
         out.intents.append(MoveStop(bot.bot_id, bot.symbol, move.stop, position.target_price))
         return True
 
