@@ -509,6 +509,23 @@ async def test_a_failing_cycle_leaves_none_of_its_decisions_whether_or_not_anyon
     assert bar1 == [("bad", "ERROR"), ("bad", "STATE_CHANGED"), ("good", "STRATEGY_SWITCHED"), ("good", "NO_SETUP")]
 
 
+async def test_a_command_applied_while_a_tick_commits_is_stored_in_the_order_it_was_published(start):
+    """A command that runs while a tick awaits its commits (an operator's pause, the CLI's queue) publishes
+    its decision after the tick's; the database holds them in that order too."""
+    live = [flat(0), flat(1), flat(2)]
+    h = await start([bot_spec("a"), bot_spec("b")], live)
+    await h.tick(live[0])
+    tick = asyncio.create_task(h.engine.process_tick([live[1]]))
+    while not h.types_since(0).get("b", [])[1:]:  # the tick has run every cycle and awaits its first commit
+        await asyncio.sleep(0)
+    assert not tick.done()
+    await h.engine.command("pause", "a", reason="mid-tick")
+    await tick
+    assert (await h.tick(live[2])) == {"a": ["NO_SETUP"], "b": ["NO_SETUP"]}
+    assert [d.decision_type for d in h.decisions("a")] == [DT.NO_SETUP, DT.NO_SETUP, DT.STATE_CHANGED, DT.NO_SETUP]
+    await h.assert_books_consistent()  # every bot's committed decisions are the published ones, in order
+
+
 # --- restart ----------------------------------------------------------------------------------------------------------------
 
 # Two bots over ten bars, with entries, a strategy exit, a stop and a target:

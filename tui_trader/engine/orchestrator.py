@@ -93,6 +93,7 @@ class Engine(RiskControl):
         self._reads: dict[tuple[str, str], list[BotRuntime]] = defaultdict(list)  # bots that also read it
         self._fills: list[Fill] = []
         self._updates: list[OrderUpdate] = []
+        self._log: Batch | None = None  # the decision log of the tick in progress, from its first commit on
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self.bots_version: tuple[int, int] = (0, 0)
@@ -178,9 +179,12 @@ class Engine(RiskControl):
             pending: list[tuple[BotRuntime, Intent]] = []
             exposure = self.risk_pass(batch, pending)
             self._run_cycles(closed, batch, pending, exposure)
-            log = batch.take_log()
-            await self.store.commit(batch)
-            await self.send(pending, log)
+            log = self._log = batch.take_log()
+            try:
+                await self.store.commit(batch)
+                await self.send(pending, log)
+            finally:
+                self._log = None
             self.store.commit_soon(log)  # written while the loop goes on; ordered before the next commit
             return closed
 
@@ -404,6 +408,8 @@ class Engine(RiskControl):
     # -- decisions ----------------------------------------------------------------------------------------------------
 
     def record_decision(self, bot: BotRuntime, decision: Decision, batch: Batch) -> None:
-        batch.decisions.append(decision)
+        # While a tick awaits its commits, a decision (the tick's acknowledgements, or a command's that
+        # runs meanwhile) joins the tick's log: published after the tick's own, it is stored after them.
+        (batch if self._log is None else self._log).decisions.append(decision)
         if self.bus:
             self.bus.publish(DecisionEvent(bot.name, decision))
