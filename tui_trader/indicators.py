@@ -111,8 +111,8 @@ class _Node:
     Streams filled on the same candles (inside `shared()`) start on one node; a stream advancing
     with a candle the others will also see computes once and links the result, and the others
     step onto it. A node another stream can still reach is never changed: advancing from it
-    copies the state, so a stream that misses a candle keeps the state it had (a private node
-    is updated in place)."""
+    copies the state, so a stream that misses a candle keeps the state it had (a node no other
+    stream can reach is updated in place, and its `value` is then the stream's)."""
 
     __slots__ = ("state", "value", "holders", "next", "next_candle", "parent", "pool", "depth")
 
@@ -169,7 +169,7 @@ def shared() -> Iterator[None]:
 class _Streaming:
     """The update/fill protocol of an indicator whose state is a `_State`, shared through nodes."""
 
-    __slots__ = ("lookback", "value", "_node", "_buffer", "_inputs", "_spread", "_key")
+    __slots__ = ("lookback", "value", "_node", "_own", "_buffer", "_inputs", "_spread", "_key")
 
     def __init__(self, lookback: int, fields: tuple[str, ...], key: tuple[object, ...]) -> None:
         self.lookback = lookback
@@ -184,6 +184,9 @@ class _Streaming:
         if self._node is not None:
             self._node.holders -= 1
         self._node = None
+        # The node's state once no other stream can reach the node: it never can again (only new nodes
+        # are linked or pooled), so it is updated in place, without looking at the node.
+        self._own: _State | None = None
         self._buffer: list[Candle] = []
 
     def _empty(self) -> Value:
@@ -197,8 +200,13 @@ class _Streaming:
         return self._node is not None
 
     def update(self, candle: Candle) -> Value:
+        own = self._own
+        if own is not None:  # per indicator per bot per candle: kept short
+            value = own.update(*self._inputs(candle)) if self._spread else own.update(self._inputs(candle))
+            self.value = value
+            return value
         node = self._node
-        if node is not None:  # per indicator per bot per candle: kept short
+        if node is not None:
             if node.next_candle is candle:  # another stream already took this candle from here
                 following = node.next
                 node.holders -= 1
@@ -217,8 +225,8 @@ class _Streaming:
         if node.holders == 1 and node.parent is None and node.pool is None:  # no other stream can reach it
             if node.next is not None:  # a link from the state it leaves
                 _unlink(node)
-            value = node.state.update(*inputs) if self._spread else node.state.update(inputs)
-            node.value = self.value = value
+            own = self._own = node.state
+            value = self.value = own.update(*inputs) if self._spread else own.update(inputs)
             return value
         state = node.state.copy()
         value = state.update(*inputs) if self._spread else state.update(inputs)
@@ -256,14 +264,21 @@ class _Streaming:
         value = state.value
         node = self._node = _Node(state, tuple(value) if isinstance(value, tuple) else value, pool)
         self.value = node.value
-        if key is not None:
-            pool.roots[key] = node  # type: ignore[union-attr]
+        if pool is None:
+            self._own = state
+        elif key is not None:
+            pool.roots[key] = node
 
 
 def update_all(streams: Iterable[Stream | Chop], candle: Candle) -> None:
-    """`update` each stream with the candle, as a strategy's update does per candle; the step onto a
-    state another stream already computed is taken here, without a call per stream."""
+    """`update` each stream with the candle, as a strategy's update does per candle: the common steps
+    (onto a state another stream already computed, or of a state no other stream can reach) are taken
+    here, without a call per stream."""
     for stream in streams:
+        own = stream._own
+        if own is not None:
+            stream.value = own.update(*stream._inputs(candle)) if stream._spread else own.update(stream._inputs(candle))
+            continue
         node = stream._node
         if node is not None and node.next_candle is candle:
             following = node.next
