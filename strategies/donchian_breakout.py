@@ -47,6 +47,7 @@ class DonchianBreakout(Strategy):
     description = "Donchian channel breakout with a turtle exit channel and volume/ATR/close-strength confirmations"
     Params = DonchianParams
     confirmations = ("volume_surge", "atr_expanding", "close_strength")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)

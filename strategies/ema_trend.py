@@ -39,6 +39,7 @@ class EmaTrend(Strategy):
     description = "EMA crossover trend with an ADX filter, ATR stop and R-multiple target"
     Params = EmaTrendParams
     confirmations = ("di_agrees", "close_beyond_slow", "volume_above_average")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)

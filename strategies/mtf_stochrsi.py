@@ -49,6 +49,7 @@ class MtfStochRsi(Strategy):
     description = "Stochastic RSI %K/%D cross out of a zone, confirmed by the higher timeframe's StochRSI"
     Params = MtfStochRsiParams
     confirmations = ("higher_tf_agrees", "k_cross_in_zone", "trend_filter")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)

@@ -54,6 +54,7 @@ class RangeReversion(Strategy):
     description = "Bollinger band + RSI mean reversion while the Choppiness Index says range; target the middle band"
     Params = RangeReversionParams
     confirmations = ("rsi_extreme", "reversal_candle", "volume_normal")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)

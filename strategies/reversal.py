@@ -82,6 +82,7 @@ class Reversal(Strategy):
     description = "Reversal candle after an RSI divergence or extreme, with a volume-climax confirmation"
     Params = ReversalParams
     confirmations = ("divergence", "rsi_extreme", "reversal_candle", "volume_climax")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)

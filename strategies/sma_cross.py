@@ -38,6 +38,7 @@ class SmaCross(Strategy):
     description = "Fast/slow SMA crossover, always in the market (reverses on the opposite cross)"
     Params = SmaCrossParams
     always_in_market = True
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)

@@ -22,6 +22,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -242,6 +243,18 @@ class _Streaming:
         self._node = new
         self.value = value
         return value
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Streaming:
+        """A stream at the same state that goes on independently: it shares the node (copied when
+        either advances), or gets a copy of a state only this stream could reach."""
+        clone = copy.copy(self)
+        clone._buffer = list(self._buffer)
+        if self._own is not None:
+            clone._own = self._own.copy()
+            clone._node = _Node(clone._own, self.value, None)
+        elif self._node is not None:
+            self._node.holders += 1
+        return clone
 
     def fill(self, candles: Sequence[Candle]) -> None:
         """Warm up on history in one call (the state restarts from these candles)."""
