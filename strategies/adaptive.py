@@ -40,6 +40,7 @@ class Adaptive(Strategy):
         self.subs: dict[str, Strategy] = {}
         self.active: str | None = None  # the sub-strategy the regime calls for
         self.owner: str | None = None  # the one whose setup opened the position
+        self._ready = False
 
     def attach(self, delegates: Mapping[str, Strategy]) -> None:
         self.subs = dict(delegates)
@@ -57,7 +58,9 @@ class Adaptive(Strategy):
             sub.warm_up(candles)
 
     def ready(self) -> bool:
-        return all(sub.ready() for sub in self.subs.values())
+        if not self._ready:  # once every sub-strategy is ready it stays ready
+            self._ready = all(sub.ready() for sub in self.subs.values())
+        return self._ready
 
     def _select(self, ctx: MarketContext) -> str | None:
         wanted = SUB_FOR_REGIME.get(ctx.regime, "ema_trend" if self.p.trade_unknown else None)

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import Field, model_validator
 
-from tui_trader.indicators import Stream, is_nan
-from tui_trader.model import Candle, Side
+from tui_trader.indicators import Stream, is_nan, update_all
+from tui_trader.model import BUY, SELL, Candle
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
 NAN = float("nan")
@@ -47,6 +47,7 @@ class DonchianBreakout(Strategy):
     description = "Donchian channel breakout with a turtle exit channel and volume/ATR/close-strength confirmations"
     Params = DonchianParams
     confirmations = ("volume_surge", "atr_expanding", "close_strength")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)
@@ -73,8 +74,7 @@ class DonchianBreakout(Strategy):
         self.upper_prev, _, self.lower_prev = self.channel.value  # type: ignore[misc]
         self.exit_upper_prev, _, self.exit_lower_prev = self.exit_channel.value  # type: ignore[misc]
         self.volume_avg_prev = self.volume_avg.value  # type: ignore[assignment]
-        for stream in self._streams:
-            stream.update(candle)
+        update_all(self._streams, candle)
         self.atrs.append(self.atr.value)  # type: ignore[arg-type]
         self.candle = candle
 
@@ -97,14 +97,14 @@ class DonchianBreakout(Strategy):
         c: Candle = self.candle  # type: ignore[assignment]
         p = self.p
         if c.close > self.upper_prev:
-            side, reason = Side.BUY, f"close {c.close:.6g} broke above the {p.period}-bar high {self.upper_prev:.6g}"
+            side, reason = BUY, f"close {c.close:.6g} broke above the {p.period}-bar high {self.upper_prev:.6g}"
         elif c.close < self.lower_prev:
-            side, reason = Side.SELL, f"close {c.close:.6g} broke below the {p.period}-bar low {self.lower_prev:.6g}"
+            side, reason = SELL, f"close {c.close:.6g} broke below the {p.period}-bar low {self.lower_prev:.6g}"
         else:
             return NoSetup(f"close {c.close:.6g} inside the {p.period}-bar channel {self.lower_prev:.6g}..{self.upper_prev:.6g}")
         span = c.high - c.low
         where = (c.close - c.low) / span if span > 0 else 0.5
-        strong = where >= 2 / 3 if side is Side.BUY else where <= 1 / 3
+        strong = where >= 2 / 3 if side is BUY else where <= 1 / 3
         atr_now, atr_then = self.atrs[-1], self.atrs[0]
         checks = (
             Confirmation("volume_surge", c.volume > p.volume_mult * self.volume_avg_prev,
@@ -118,8 +118,8 @@ class DonchianBreakout(Strategy):
     def exit(self, ctx: MarketContext) -> str | None:
         c: Candle = self.candle  # type: ignore[assignment]
         n = self.p.exit_period
-        if ctx.position_side is Side.BUY and c.close < self.exit_lower_prev:
+        if ctx.position_side is BUY and c.close < self.exit_lower_prev:
             return f"close {c.close:.6g} fell below the {n}-bar low {self.exit_lower_prev:.6g}"
-        if ctx.position_side is Side.SELL and c.close > self.exit_upper_prev:
+        if ctx.position_side is SELL and c.close > self.exit_upper_prev:
             return f"close {c.close:.6g} rose above the {n}-bar high {self.exit_upper_prev:.6g}"
         return None

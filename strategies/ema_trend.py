@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import Field, model_validator
 
-from tui_trader.indicators import Stream, is_nan
-from tui_trader.model import Candle, Side
+from tui_trader.indicators import Stream, is_nan, update_all
+from tui_trader.model import BUY, SELL, Candle
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
 
@@ -39,6 +39,7 @@ class EmaTrend(Strategy):
     description = "EMA crossover trend with an ADX filter, ATR stop and R-multiple target"
     Params = EmaTrendParams
     confirmations = ("di_agrees", "close_beyond_slow", "volume_above_average")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)
@@ -65,8 +66,7 @@ class EmaTrend(Strategy):
     def update(self, candle: Candle) -> None:
         if candle.timeframe != self.timeframe:
             return
-        for stream in self._streams:
-            stream.update(candle)
+        update_all(self._streams, candle)
         self.prev_diff = self.diff
         self.diff = self.fast.value - self.slow.value  # type: ignore[operator]
         self.close = candle.close
@@ -95,17 +95,17 @@ class EmaTrend(Strategy):
         if not (crossed_up or crossed_down):
             side = "above" if self.diff > 0 else "below"
             return NoSetup(f"no cross: fast EMA {self.fast.value:.6g} {side} slow {self.slow.value:.6g}")
-        side = Side.BUY if crossed_up else Side.SELL
+        side = BUY if crossed_up else SELL
         direction = "above" if crossed_up else "below"
         adx: float = self.adx.value  # type: ignore[assignment]
         if adx < self.p.adx_min:
             return NoSetup(f"fast EMA crossed {direction} slow, but no trend: ADX {adx:.1f} < {self.p.adx_min:g}")
         slow: float = self.slow.value  # type: ignore[assignment]
-        beyond = self.close > slow if side is Side.BUY else self.close < slow
+        beyond = self.close > slow if side is BUY else self.close < slow
         vol_avg: float = self.volume_avg.value  # type: ignore[assignment]
         plus_di: float = self.plus_di.value  # type: ignore[assignment]
         minus_di: float = self.minus_di.value  # type: ignore[assignment]
-        di_agrees = plus_di > minus_di if side is Side.BUY else minus_di > plus_di
+        di_agrees = plus_di > minus_di if side is BUY else minus_di > plus_di
         checks = (
             Confirmation("di_agrees", di_agrees, f"+DI {plus_di:.1f} vs -DI {minus_di:.1f}"),
             Confirmation("close_beyond_slow", beyond, f"close {self.close:.6g} vs slow EMA {slow:.6g}"),
@@ -116,8 +116,8 @@ class EmaTrend(Strategy):
     def exit(self, ctx: MarketContext) -> str | None:
         if not self.p.exit_on_cross or ctx.position_side is None:
             return None
-        if ctx.position_side is Side.BUY and self.diff < 0:
+        if ctx.position_side is BUY and self.diff < 0:
             return "fast EMA crossed below slow"
-        if ctx.position_side is Side.SELL and self.diff > 0:
+        if ctx.position_side is SELL and self.diff > 0:
             return "fast EMA crossed above slow"
         return None

@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import Field
 
 from tui_trader.indicators import Stream, is_nan
-from tui_trader.model import TIMEFRAME_MINUTES, Candle, Side
+from tui_trader.model import BUY, SELL, TIMEFRAME_MINUTES, Candle, Side
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, ParamsError, Setup, Strategy, StrategyParams
 
 NAN = float("nan")
@@ -49,6 +49,7 @@ class MtfStochRsi(Strategy):
     description = "Stochastic RSI %K/%D cross out of a zone, confirmed by the higher timeframe's StochRSI"
     Params = MtfStochRsiParams
     confirmations = ("higher_tf_agrees", "k_cross_in_zone", "trend_filter")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)
@@ -108,19 +109,19 @@ class MtfStochRsi(Strategy):
                 "ema": self.ema.value, "atr": self.atr.value}  # type: ignore[dict-item]
 
     def _crossed(self, side: Side) -> bool:
-        if side is Side.BUY:
+        if side is BUY:
             return self.prev_k <= self.prev_d and self.k > self.d
         return self.prev_k >= self.prev_d and self.k < self.d
 
     def _in_zone(self, side: Side) -> bool:
-        return self.prev_k < self.p.oversold if side is Side.BUY else self.prev_k > self.p.overbought
+        return self.prev_k < self.p.oversold if side is BUY else self.prev_k > self.p.overbought
 
     def scan(self, ctx: MarketContext) -> Setup | NoSetup:
         p = self.p
-        side = Side.BUY if self._crossed(Side.BUY) else Side.SELL if self._crossed(Side.SELL) else None
+        side = BUY if self._crossed(BUY) else SELL if self._crossed(SELL) else None
         if side is None:
             return NoSetup(f"no %K/%D cross: K {self.k:.1f}, D {self.d:.1f}")
-        long = side is Side.BUY
+        long = side is BUY
         direction, zone, level = ("above", "oversold", p.oversold) if long else ("below", "overbought", p.overbought)
         cross = f"%K crossed {direction} %D from {self.prev_k:.1f}"
         if not self._in_zone(side):
@@ -144,6 +145,6 @@ class MtfStochRsi(Strategy):
             return None
         against = ctx.position_side.opposite
         if self._crossed(against) and self._in_zone(against):
-            zone = "overbought" if against is Side.SELL else "oversold"
-            return f"%K crossed {'below' if against is Side.SELL else 'above'} %D from {self.prev_k:.1f} ({zone})"
+            zone = "overbought" if against is SELL else "oversold"
+            return f"%K crossed {'below' if against is SELL else 'above'} %D from {self.prev_k:.1f} ({zone})"
         return None

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import Field, model_validator
 
-from tui_trader.indicators import Chop, Indicator, Stream, is_nan
-from tui_trader.model import Candle, Side
+from tui_trader.indicators import Chop, Stream, is_nan, update_all
+from tui_trader.model import BUY, SELL, Candle
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
 NAN = float("nan")
@@ -54,6 +54,7 @@ class RangeReversion(Strategy):
     description = "Bollinger band + RSI mean reversion while the Choppiness Index says range; target the middle band"
     Params = RangeReversionParams
     confirmations = ("rsi_extreme", "reversal_candle", "volume_normal")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)
@@ -64,7 +65,7 @@ class RangeReversion(Strategy):
         self.atr = Stream("ATR", timeperiod=p.atr_period)
         self.chop = Chop(p.chop_period)
         self.volume_avg = Stream("SMA", source="volume", timeperiod=p.volume_period)
-        self._streams: tuple[Indicator, ...] = (self.bands, self.rsi, self.atr, self.chop, self.volume_avg)
+        self._streams: tuple[Stream | Chop, ...] = (self.bands, self.rsi, self.atr, self.chop, self.volume_avg)
         self.candle: Candle | None = None
         self.prior_volume_avg = NAN  # average of the volume_period bars before the last candle
         self._ready = False
@@ -78,8 +79,7 @@ class RangeReversion(Strategy):
         if candle.timeframe != self.timeframe:
             return
         self.prior_volume_avg = self.volume_avg.value  # type: ignore[assignment]
-        for stream in self._streams:
-            stream.update(candle)
+        update_all(self._streams, candle)
         self.candle = candle
 
     def warm_up(self, candles: Mapping[str, Sequence[Candle]]) -> None:
@@ -112,9 +112,9 @@ class RangeReversion(Strategy):
         rsi: float = self.rsi.value  # type: ignore[assignment]
         close = candle.close
         if close <= lower and rsi <= p.oversold:
-            side = Side.BUY
+            side = BUY
         elif close >= upper and rsi >= p.overbought:
-            side = Side.SELL
+            side = SELL
         elif close <= lower or close >= upper:
             band, level = ("lower", f"> {p.oversold:g}") if close <= lower else ("upper", f"< {p.overbought:g}")
             return NoSetup(f"close {close:.6g} beyond the {band} band but RSI {rsi:.1f} {level}")
@@ -123,7 +123,7 @@ class RangeReversion(Strategy):
         if upper <= lower:
             return NoSetup("the bands have no width: nothing to revert to")
         atr: float = self.atr.value  # type: ignore[assignment]
-        long = side is Side.BUY
+        long = side is BUY
         extreme = rsi <= p.extreme_oversold if long else rsi >= p.extreme_overbought
         reversal = candle.close > candle.open if long else candle.close < candle.open
         spike_limit = p.volume_spike * self.prior_volume_avg
@@ -150,7 +150,7 @@ class RangeReversion(Strategy):
         middle: float = self.bands.value[1]  # type: ignore[index]
         rsi: float = self.rsi.value  # type: ignore[assignment]
         close = self.candle.close
-        if ctx.position_side is Side.BUY:
+        if ctx.position_side is BUY:
             if close >= middle:
                 return f"close {close:.6g} back at the middle band {middle:.6g}"
             if self.p.exit_on_rsi_mid and rsi >= 50:

@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import Field, model_validator
 
-from tui_trader.indicators import Stream, is_nan
-from tui_trader.model import Candle, Side
+from tui_trader.indicators import Stream, is_nan, update_all
+from tui_trader.model import BUY, SELL, Candle, Side
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
 NAN = float("nan")
@@ -82,6 +82,7 @@ class Reversal(Strategy):
     description = "Reversal candle after an RSI divergence or extreme, with a volume-climax confirmation"
     Params = ReversalParams
     confirmations = ("divergence", "rsi_extreme", "reversal_candle", "volume_climax")
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)
@@ -108,8 +109,7 @@ class Reversal(Strategy):
         if candle.timeframe != self.timeframe:
             return
         self.volume_avg_prev = self.volume_avg.value  # type: ignore[assignment]
-        for stream in self._streams:
-            stream.update(candle)
+        update_all(self._streams, candle)
         self.prev, self.candle = self.candle, candle
         self.prev_rsi, self.rsi_now = self.rsi_now, self.rsi.value  # type: ignore[assignment]
         self.bar += 1
@@ -121,10 +121,25 @@ class Reversal(Strategy):
             low, high, rsi = bars[s]
             if rsi != rsi:  # no RSI at the pivot yet: nothing to diverge from
                 return
-            if all(low < b[0] for b in bars[:s]) and all(low <= b[0] for b in bars[s + 1:]):
-                self.swing_low = (self.bar - s, low, rsi)
-            if all(high > b[1] for b in bars[:s]) and all(high >= b[1] for b in bars[s + 1:]):
-                self.swing_high = (self.bar - s, high, rsi)
+            # loops, not all(): per bot per candle, and they mostly stop at the first bar
+            for other in bars[:s]:
+                if not low < other[0]:
+                    break
+            else:
+                for other in bars[s + 1:]:
+                    if not low <= other[0]:
+                        break
+                else:
+                    self.swing_low = (self.bar - s, low, rsi)
+            for other in bars[:s]:
+                if not high > other[1]:
+                    break
+            else:
+                for other in bars[s + 1:]:
+                    if not high >= other[1]:
+                        break
+                else:
+                    self.swing_high = (self.bar - s, high, rsi)
 
     def warm_up(self, candles: Mapping[str, Sequence[Candle]]) -> None:
         # the last bars replayed one by one cover every swing that can still count
@@ -139,17 +154,10 @@ class Reversal(Strategy):
     def indicators(self) -> dict[str, float]:
         return {"rsi": self.rsi_now, "atr": self.atr.value, "volume_avg": self.volume_avg_prev}  # type: ignore[dict-item]
 
-    def _pattern(self, side: Side) -> str | None:
-        prev: Candle = self.prev  # type: ignore[assignment]
-        c: Candle = self.candle  # type: ignore[assignment]
-        if side is Side.BUY:
-            return "bullish engulfing" if bullish_engulfing(prev, c) else "hammer" if hammer(c) else None
-        return "bearish engulfing" if bearish_engulfing(prev, c) else "shooting star" if shooting_star(c) else None
-
     def _divergence(self, side: Side) -> Confirmation:
         prev: Candle = self.prev  # type: ignore[assignment]
         c: Candle = self.candle  # type: ignore[assignment]
-        long = side is Side.BUY
+        long = side is BUY
         swing = self.swing_low if long else self.swing_high
         kind = "low" if long else "high"
         if swing is None or self.bar - swing[0] > self.p.lookback:
@@ -165,33 +173,37 @@ class Reversal(Strategy):
         return Confirmation("divergence", passed, detail)
 
     def _extreme(self, side: Side) -> Confirmation:
-        if side is Side.BUY:
+        if side is BUY:
             rsi = min(self.rsi_now, self.prev_rsi)
             return Confirmation("rsi_extreme", rsi <= self.p.extreme_low, f"RSI {rsi:.1f} vs {self.p.extreme_low:g} or below")
         rsi = max(self.rsi_now, self.prev_rsi)
         return Confirmation("rsi_extreme", rsi >= self.p.extreme_high, f"RSI {rsi:.1f} vs {self.p.extreme_high:g} or above")
 
     def scan(self, ctx: MarketContext) -> Setup | NoSetup:
+        prev: Candle = self.prev  # type: ignore[assignment]
+        c: Candle = self.candle  # type: ignore[assignment]
+        bullish = "bullish engulfing" if bullish_engulfing(prev, c) else "hammer" if hammer(c) else None
+        bearish = "bearish engulfing" if bearish_engulfing(prev, c) else "shooting star" if shooting_star(c) else None
+        if bullish is None and bearish is None:  # most candles
+            return NoSetup(f"no reversal candle (RSI {self.rsi_now:.1f})")
         missed = None
-        for side in (Side.BUY, Side.SELL):
-            pattern = self._pattern(side)
+        for side, pattern in ((BUY, bullish), (SELL, bearish)):
             if pattern is None:
                 continue
             divergence, extreme = self._divergence(side), self._extreme(side)
             if not (divergence.passed or extreme.passed):
                 missed = missed or f"{pattern} without divergence or RSI extreme ({divergence.detail}; {extreme.detail})"
                 continue
-            c: Candle = self.candle  # type: ignore[assignment]
             climax = Confirmation("volume_climax", c.volume > self.p.volume_mult * self.volume_avg_prev,
                                   f"volume {c.volume:.4g} vs {self.p.volume_mult:g} x avg {self.volume_avg_prev:.4g}")
             why = " and ".join(x.name for x in (divergence, extreme) if x.passed)
             checks = (divergence, extreme, Confirmation("reversal_candle", True, pattern), climax)
             return Setup(side, f"{pattern} with {why}", checks, atr=self.atr.value)  # type: ignore[arg-type]
-        return NoSetup(missed or f"no reversal candle (RSI {self.rsi_now:.1f})")
+        return NoSetup(missed)  # type: ignore[arg-type]
 
     def exit(self, ctx: MarketContext) -> str | None:
-        if ctx.position_side is Side.BUY and self.rsi_now >= self.p.extreme_high:
+        if ctx.position_side is BUY and self.rsi_now >= self.p.extreme_high:
             return f"RSI {self.rsi_now:.1f} reached {self.p.extreme_high:g}"
-        if ctx.position_side is Side.SELL and self.rsi_now <= self.p.extreme_low:
+        if ctx.position_side is SELL and self.rsi_now <= self.p.extreme_low:
             return f"RSI {self.rsi_now:.1f} reached {self.p.extreme_low:g}"
         return None

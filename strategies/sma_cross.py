@@ -20,7 +20,7 @@ import talib
 from pydantic import Field, model_validator
 
 from tui_trader.indicators import Stream, is_nan
-from tui_trader.model import Candle, Side
+from tui_trader.model import BUY, SELL, Candle
 from tui_trader.strategy import MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
 NAN = float("nan")
@@ -43,6 +43,7 @@ class SmaCross(Strategy):
     description = "Fast/slow SMA crossover, always in the market (reverses on the opposite cross)"
     Params = SmaCrossParams
     always_in_market = True
+    shareable = True
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         super().__init__(params, timeframe)
@@ -105,8 +106,8 @@ class SmaCross(Strategy):
         fast, slow = self.fast_now, self.slow_now
         atr = self.atr_now
         if self.fast_prev < self.slow_prev and fast > slow:
-            return Setup(Side.BUY, f"fast SMA {fast:.6g} crossed above slow {slow:.6g}", atr=atr)
+            return Setup(BUY, f"fast SMA {fast:.6g} crossed above slow {slow:.6g}", atr=atr)
         if self.fast_prev > self.slow_prev and fast < slow:
-            return Setup(Side.SELL, f"fast SMA {fast:.6g} crossed below slow {slow:.6g}", atr=atr)
+            return Setup(SELL, f"fast SMA {fast:.6g} crossed below slow {slow:.6g}", atr=atr)
         side = "above" if fast > slow else "below" if fast < slow else "equal to"
         return NoSetup(f"no cross: fast SMA {fast:.6g} {side} slow {slow:.6g}")

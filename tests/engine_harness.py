@@ -186,8 +186,10 @@ def same_position(a: Position, b: Position) -> bool:
            (b.qty, b.entry_price, b.stop_price, b.target_price, b.opened_ts, b.entry_fees)
 
 
-async def open_harness(state_dir: Path, config: AppConfig, candles: Sequence[Candle], history_bars: int = HISTORY) -> Harness:
-    """What `open_engine` does, with a ReplayFeed whose first `history_bars` candles are the history."""
+async def open_harness(state_dir: Path, config: AppConfig, candles: Sequence[Candle], history_bars: int = HISTORY,
+                       listen: bool = True) -> Harness:
+    """What `open_engine` does, with a ReplayFeed whose first `history_bars` candles are the history.
+    Without `listen` nothing subscribes to the engine's events (the harness's log stays empty)."""
     store = await Store.open(state_dir, "normal")
     try:
         check_config(config, registry(), "test")
@@ -199,7 +201,8 @@ async def open_harness(state_dir: Path, config: AppConfig, candles: Sequence[Can
         harness = Harness(engine, store, exchange, config, state_dir)
         async with store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM bot_decisions") as cur:
             harness.decisions_before = (await cur.fetchone())[0]
-        engine.bus.subscribe(harness.on_event)
+        if listen:
+            engine.bus.subscribe(harness.on_event)
         await engine.start()
     except BaseException:
         await store.close()

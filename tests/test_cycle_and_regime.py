@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import numpy as np
 
 from tui_trader.config import RiskProfile
-from tui_trader.engine.cycle import BotCycle, BotProfile, CycleContext, PlaceOrder
+from tui_trader.engine.cycle import BotCycle, BotProfile, CycleContext, PlaceOrder, describe_position
 from tui_trader.model import BotState, Candle, DecisionType, Instrument, OrderPurpose, Position, Regime, Side
 from tui_trader.regime import RegimeSettings, RegimeTracker
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
@@ -118,6 +118,31 @@ def test_manage_holds_exits_and_respects_state() -> None:
     assert halted.intents == [] and kinds(halted) == [DecisionType.RISK_BLOCKED]
     working = cycle.on_candle(candle(60100.0), ctx(position=long, has_open_exit=True, regime=Regime.UNKNOWN))
     assert working.intents == [] and kinds(working) == [DecisionType.HOLD]
+
+
+def test_hold_rows_follow_every_change_of_the_position() -> None:
+    """The HOLD row's text is kept between candles; a moved stop, a new size, or the same size
+    written differently (0.5 vs 0.50) shows at once, as describe_position gives it."""
+    cycle = BotCycle(PROFILE, Plan())
+    long = Position(1, "BTCUSDT", D("0.5"), D(60000), D(59800), D(60400), 0)
+    changes = [lambda: None, lambda: None, lambda: setattr(long, "stop_price", D("59900.0")),
+               lambda: setattr(long, "qty", D("0.50")), lambda: setattr(long, "target_price", None),
+               lambda: setattr(long, "qty", D("0.7")), lambda: setattr(long, "entry_price", D("60000.5"))]
+    for i, change in enumerate(changes):
+        change()
+        close = 60100.0 + 10 * i
+        (hold,) = cycle.on_candle(candle(close), ctx(position=long, regime=Regime.UNKNOWN)).decisions
+        assert hold.summary == f"holding {describe_position(long, D(repr(close)))}"
+    assert hold.summary == "holding long 0.7 @ 60000.5, uPnL +111.65, stop 59900.0"
+
+
+def test_the_close_given_by_the_engine_is_the_one_the_cycle_rounds() -> None:
+    """The engine rounds a candle's close once for all its bots (ctx.close); alone, the cycle rounds it."""
+    long = Position(1, "BTCUSDT", D("0.5"), D(60000), D(59800), D(60400), 0)
+    given = BotCycle(PROFILE, Plan()).on_candle(candle(60123.46), ctx(position=long, close=D("60123.5")))
+    alone = BotCycle(PROFILE, Plan()).on_candle(candle(60123.46), ctx(position=long))
+    assert [d.summary for d in given.decisions] == [d.summary for d in alone.decisions]
+    assert "uPnL +61.75" in alone.decisions[-1].summary
 
 
 def series(returns: np.ndarray, start: float = 100.0) -> list[Candle]:

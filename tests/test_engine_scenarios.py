@@ -85,9 +85,9 @@ async def harnesses():
 @pytest.fixture
 def start(tmp_path: Path, harnesses: list[Harness]):
     async def _start(bots: list[dict], live: list, *, slippage_bps: str = "0", state: str = "state",
-                     history_bars: int = HISTORY) -> Harness:
+                     history_bars: int = HISTORY, listen: bool = True) -> Harness:
         h = await open_harness(tmp_path / state, make_config(bots, slippage_bps=slippage_bps), history() + live,
-                               history_bars)
+                               history_bars, listen)
         harnesses.append(h)
         return h
     return _start
@@ -489,6 +489,41 @@ async def test_a_strategy_that_raises_is_isolated_and_the_other_bot_keeps_tradin
     assert bad.state is BotState.RUNNING
     assert await h.tick(live[-1]) == {"bad": ["NO_SETUP"], "good": ["HOLD"]}
     await h.assert_books_consistent()
+
+
+async def test_a_failing_cycle_leaves_none_of_its_decisions_whether_or_not_anyone_listens(start):
+    """Bot 'bad' emits an event on bar 1, then its indicators raise while the setup is logged: the event
+    row it had already decided is dropped with the rest of its cycle, as when decisions are published one
+    by one; 'good' decides on. The committed rows are the same with and without a listener."""
+    live = [flat(0), SIGNAL_BAR, flat(2)]
+    bots = [bot_spec("bad", long_at=at(1), emit_at=at(1), broken_indicators_at=at(1)), bot_spec("good", emit_at=at(1))]
+    rows = []
+    for listen in (True, False):
+        h = await start(bots, live, state=f"state-{listen}", listen=listen)
+        for candle in live:
+            await h.tick(candle)
+        rows.append(await h.rows("SELECT b.name, d.ts, d.phase, d.decision_type, d.summary, d.details"
+                                 " FROM bot_decisions d JOIN bots b ON b.id = d.bot_id ORDER BY d.id"))
+    assert rows[0] == rows[1]
+    bar1 = [(name, kind) for name, t, _, kind, _, _ in rows[0] if t == ts(2) and kind != "REGIME_CHANGED"]
+    assert bar1 == [("bad", "ERROR"), ("bad", "STATE_CHANGED"), ("good", "STRATEGY_SWITCHED"), ("good", "NO_SETUP")]
+
+
+async def test_a_command_applied_while_a_tick_commits_is_stored_in_the_order_it_was_published(start):
+    """A command that runs while a tick awaits its commits (an operator's pause, the CLI's queue) publishes
+    its decision after the tick's; the database holds them in that order too."""
+    live = [flat(0), flat(1), flat(2)]
+    h = await start([bot_spec("a"), bot_spec("b")], live)
+    await h.tick(live[0])
+    tick = asyncio.create_task(h.engine.process_tick([live[1]]))
+    while not h.types_since(0).get("b", [])[1:]:  # the tick has run every cycle and awaits its first commit
+        await asyncio.sleep(0)
+    assert not tick.done()
+    await h.engine.command("pause", "a", reason="mid-tick")
+    await tick
+    assert (await h.tick(live[2])) == {"a": ["NO_SETUP"], "b": ["NO_SETUP"]}
+    assert [d.decision_type for d in h.decisions("a")] == [DT.NO_SETUP, DT.NO_SETUP, DT.STATE_CHANGED, DT.NO_SETUP]
+    await h.assert_books_consistent()  # every bot's committed decisions are the published ones, in order
 
 
 # --- restart ----------------------------------------------------------------------------------------------------------------

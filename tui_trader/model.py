@@ -30,11 +30,16 @@ class Side(enum.StrEnum):
 
     @property
     def sign(self) -> int:
-        return 1 if self is Side.BUY else -1
+        return 1 if self is BUY else -1
 
     @property
     def opposite(self) -> Side:
-        return Side.SELL if self is Side.BUY else Side.BUY
+        return SELL if self is BUY else BUY
+
+
+# Side's members as constants: an enum member is looked up through the metaclass (~70 ns on 3.11),
+# and sides are compared per bot per candle (here, in the cycle and in strategies).
+BUY, SELL = Side.BUY, Side.SELL
 
 
 class OrderType(enum.StrEnum):
@@ -53,7 +58,10 @@ class OrderStatus(enum.StrEnum):
 
     @property
     def is_open(self) -> bool:
-        return self in (OrderStatus.PENDING_SUBMIT, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+        return self in _OPEN_STATUSES
+
+
+_OPEN_STATUSES = (OrderStatus.PENDING_SUBMIT, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
 
 class OrderPurpose(enum.StrEnum):
@@ -79,11 +87,15 @@ class BotState(enum.StrEnum):
 
     @property
     def allows_entries(self) -> bool:
-        return self is BotState.RUNNING
+        return self is _RUNNING
 
     @property
     def allows_exits(self) -> bool:
-        return self in (BotState.RUNNING, BotState.PAUSED, BotState.FLATTENING)
+        return self in _EXITING_STATES
+
+
+_RUNNING = BotState.RUNNING
+_EXITING_STATES = (BotState.RUNNING, BotState.PAUSED, BotState.FLATTENING)
 
 
 class Phase(enum.StrEnum):
@@ -160,7 +172,7 @@ class Instrument:
     def round_price(self, price: Decimal | float, side: Side | None = None) -> Decimal:
         """Round to the tick grid: against us for a side (buy up, sell down), else to nearest."""
         p = price if isinstance(price, Decimal) else Decimal(repr(price))
-        rounding = ROUND_HALF_EVEN if side is None else (ROUND_CEILING if side is Side.BUY else ROUND_FLOOR)
+        rounding = ROUND_HALF_EVEN if side is None else (ROUND_CEILING if side is BUY else ROUND_FLOOR)
         return (p / self.tick_size).to_integral_value(rounding) * self.tick_size
 
     def floor_qty(self, qty: Decimal) -> Decimal:
@@ -272,7 +284,7 @@ class Position:
     def side(self) -> Side | None:
         if self.qty == 0:
             return None
-        return Side.BUY if self.qty > 0 else Side.SELL
+        return BUY if self.qty > 0 else SELL
 
     def unrealized_pnl(self, mark: Decimal) -> Decimal:
         return (mark - self.entry_price) * self.qty if self.qty else ZERO

@@ -12,9 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 
 from tui_trader.config import RiskProfile
 from tui_trader.model import ZERO, Instrument, Side
+
+
+@cache
+def exact(setting: float) -> Decimal:
+    """A float setting as the Decimal it reads as (cached: settings are few, and sizing and stops read
+    them per bot per candle)."""
+    return Decimal(repr(setting))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +40,7 @@ def protective_levels(side: Side, entry: Decimal, profile: RiskProfile, instrume
     if stop is None:
         if atr is None or not atr > 0:
             return "no ATR to place the stop"
-        offset = Decimal(repr(atr)) * Decimal(repr(profile.stop_atr_mult))
+        offset = Decimal(repr(atr)) * exact(profile.stop_atr_mult)
         stop_price = entry - offset if side is Side.BUY else entry + offset
     else:
         stop_price = Decimal(repr(stop))
@@ -41,7 +49,7 @@ def protective_levels(side: Side, entry: Decimal, profile: RiskProfile, instrume
     if distance <= 0:
         return f"stop {stop_price} is not on the losing side of entry {entry}"
     if target is None:
-        target_price = entry + side.sign * distance * Decimal(repr(profile.take_profit_r))
+        target_price = entry + side.sign * distance * exact(profile.take_profit_r)
     else:
         target_price = Decimal(repr(target))
     target_price = instrument.round_price(target_price)
@@ -55,11 +63,11 @@ def protective_levels(side: Side, entry: Decimal, profile: RiskProfile, instrume
 def size_position(side: Side, entry: Decimal, stop: Decimal, target: Decimal, equity: Decimal, capital: Decimal,
                   available: Decimal, profile: RiskProfile, instrument: Instrument, taker_fee: Decimal) -> Sizing:
     distance = abs(entry - stop)
-    risk_amount = equity * Decimal(repr(profile.risk_per_trade_pct)) / 100
-    leverage = min(Decimal(repr(profile.max_leverage)), instrument.max_leverage)
+    risk_amount = equity * exact(profile.risk_per_trade_pct) / 100
+    leverage = min(exact(profile.max_leverage), instrument.max_leverage)
     caps = {
         "risk": risk_amount / distance,
-        "max_position": capital * Decimal(repr(profile.max_position_pct)) / 100 / entry,
+        "max_position": capital * exact(profile.max_position_pct) / 100 / entry,
         "leverage": equity * leverage / entry,
         "margin": max(available, Decimal(0)) / (entry / leverage + entry * taker_fee),
     }
@@ -102,31 +110,35 @@ def tightened_stop(side: Side, entry: Decimal, stop: Decimal | None, initial_sto
     """
     if stop is None or initial_stop is None or not (profile.breakeven_r or profile.trail_atr_mult):
         return None
-    sign = 1 if side is Side.BUY else -1
+    sign = side.sign
     risk = (entry - initial_stop) * sign
     if risk <= 0:
         return None
     gained = (close - entry) * sign  # compared exactly: a rule fires at exactly its R multiple
-    favour = float(gained / risk)  # in R, for the reasons
-    best: StopMove | None = None
-    if profile.breakeven_r and gained >= risk * Decimal(repr(profile.breakeven_r)):
+    breakeven = trailing = None  # the levels of the rules that fire, where they tighten the stop
+    if profile.breakeven_r and gained >= risk * exact(profile.breakeven_r):
         level = instrument.round_price(entry * (1 + sign * 2 * taker_fee), side)  # rounds away from the entry
-        best = _tighter(best, side, stop, close, StopMove(
-            level, "breakeven", f"close {favour:.2f}R in favour (>= {profile.breakeven_r:g}R): stop to entry {entry} plus fees"))
-    if profile.trail_atr_mult and atr > 0 and gained >= risk * Decimal(repr(profile.trail_activation_r)):
+        if _tightens(level, sign, stop, close):
+            breakeven = level
+    distance = 0.0
+    if profile.trail_atr_mult and atr > 0 and gained >= risk * exact(profile.trail_activation_r):
         distance = atr * profile.trail_atr_mult
         level = instrument.round_price(extreme - sign * distance, side.opposite)  # rounds toward the extreme's far side
-        best = _tighter(best, side, stop, close, StopMove(
-            level, "trailing", f"{profile.trail_atr_mult:g} ATR ({distance:.6g}) from the {'high' if sign > 0 else 'low'}"
-                               f" {extreme:.8g}; close {favour:.2f}R in favour"))
-    return best
+        if _tightens(level, sign, stop, close) and (breakeven is None or (level - breakeven) * sign > 0):
+            trailing = level
+    if trailing is None and breakeven is None:  # the common case, per position per candle: no reasons to format
+        return None
+    favour = float(gained / risk)  # in R, for the reasons
+    if trailing is not None:
+        return StopMove(trailing, "trailing", f"{profile.trail_atr_mult:g} ATR ({distance:.6g}) from the"
+                                              f" {'high' if sign > 0 else 'low'} {extreme:.8g}; close {favour:.2f}R in favour")
+    return StopMove(breakeven, "breakeven",  # type: ignore[arg-type]
+                    f"close {favour:.2f}R in favour (>= {profile.breakeven_r:g}R): stop to entry {entry} plus fees")
 
 
-def _tighter(best: StopMove | None, side: Side, stop: Decimal, close: Decimal, candidate: StopMove) -> StopMove | None:
-    level, sign = candidate.stop, side.sign
-    if level <= 0 or (level - stop) * sign <= 0 or (close - level) * sign <= 0:
-        return best
-    return candidate if best is None or (level - best.stop) * sign > 0 else best
+def _tightens(level: Decimal, sign: int, stop: Decimal, close: Decimal) -> bool:
+    """A positive level tighter than the stop and still on the losing side of the close."""
+    return level > 0 and (level - stop) * sign > 0 and (close - level) * sign > 0
 
 
 # -- P&L limits ---------------------------------------------------------------------------------------------

@@ -100,6 +100,11 @@ class Strategy(ABC):
     # Other strategies this one is built from; the registry builds them (with their
     # defaults) and hands them to `attach` before the strategy is used.
     delegates: ClassVar[tuple[str, ...]] = ()
+    # True when the state is a function of the candles given to `warm_up` and `update` alone:
+    # `ready`, `scan`, `exit` and `indicators` only read it (caching what they read is fine),
+    # nothing is emitted and `get_state` is not overridden. The engine then runs bots of one
+    # symbol and timeframe with equal parameters on one instance (engine.sharing).
+    shareable: ClassVar[bool] = False
 
     def __init__(self, params: StrategyParams, timeframe: str) -> None:
         self.params = params

@@ -6,7 +6,9 @@ lists. On the close of such a candle of the bot's own timeframe:
 - `long_at` / `short_at`: `scan` proposes a setup on that side, with the two
   confirmations "always" (passes) and "never" (fails) and `atr` as its ATR;
 - `exit_at`: `exit` asks to leave the open position;
-- `raise_at`: `scan` and `exit` raise RuntimeError (plugin failure).
+- `raise_at`: `scan` and `exit` raise RuntimeError (plugin failure);
+- `emit_at`: `scan` emits an event (a STRATEGY_SWITCHED decision);
+- `broken_indicators_at`: `indicators` raises RuntimeError (after the scan's decisions began).
 
 Everything else: NoSetup("scripted: nothing") and hold. Warm-up is two bars.
 """
@@ -28,6 +30,8 @@ class ScriptedParams(StrategyParams):
     short_at: str = Field(default="", description="candle open times (ms) on whose close a short setup is found")
     exit_at: str = Field(default="", description="candle open times (ms) on whose close an open position is exited")
     raise_at: str = Field(default="", description="candle open times (ms) on whose close scan/exit raise")
+    emit_at: str = Field(default="", description="candle open times (ms) on whose close scan emits an event")
+    broken_indicators_at: str = Field(default="", description="candle open times (ms) on whose close indicators raise")
     atr: float = Field(default=10.0, gt=0, description="the ATR every setup reports")
 
 
@@ -45,6 +49,8 @@ class Scripted(Strategy):
         self.short_at = _ts_set(p.short_at)
         self.exit_at = _ts_set(p.exit_at)
         self.raise_at = _ts_set(p.raise_at)
+        self.emit_at = _ts_set(p.emit_at)
+        self.broken_indicators_at = _ts_set(p.broken_indicators_at)
         self.seen = 0
         self.last_ts: int | None = None
 
@@ -68,6 +74,8 @@ class Scripted(Strategy):
     def scan(self, ctx: MarketContext) -> Setup | NoSetup:
         self._maybe_raise()
         ts = self.last_ts
+        if ts in self.emit_at:
+            self.emit(f"scripted event at {ts}", at=ts)
         side = Side.BUY if ts in self.long_at else Side.SELL if ts in self.short_at else None
         if side is None:
             return NoSetup("scripted: nothing")
@@ -81,4 +89,6 @@ class Scripted(Strategy):
         return None
 
     def indicators(self) -> dict[str, float]:
+        if self.last_ts in self.broken_indicators_at:
+            raise RuntimeError(f"scripted broken indicators at {self.last_ts}")
         return {"atr": self.p.atr}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from tui_trader.engine.cycle import Intent, flatten_intents
 from tui_trader.engine.events import EventBus, StateEvent
 from tui_trader.engine.runtime import BotRuntime, refusal
+from tui_trader.engine.sharing import leave_shared
 from tui_trader.model import BotState, ControlEvent, Decision, DecisionType, Phase
 from tui_trader.store import Batch, BotExists, Store
 
@@ -159,6 +160,7 @@ class Control:
     async def stop(self, bot: BotRuntime, source: str = "operator", reason: str = "") -> str:
         if why := refusal("stop", bot.name, bot.state):
             raise CommandError(why)
+        leave_shared(bot)  # no longer fed candles: it keeps the strategy state it has reached
         await self._transition(bot, BotState.STOPPED, "stop", source, reason or "stopped")
         held = "; its position stays open under its exchange-side stop" if bot.ledger.position.is_open else ""
         return f"{bot.name} stopped{held}"

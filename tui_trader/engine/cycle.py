@@ -9,6 +9,7 @@ that reaches a verdict writes a decision, including why nothing was done.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,6 +17,8 @@ from typing import Any
 
 from tui_trader.config import RiskProfile
 from tui_trader.model import (
+    BUY,
+    SELL,
     BotState,
     Candle,
     Decision,
@@ -78,6 +81,7 @@ class CycleContext:
     cooldown_until: int = 0  # no entries before this market time
     exposure: Exposure | None = None  # the portfolio's; the cycle adds the entry it places
     atr: float = math.nan  # of the bot's timeframe (the regime tracker's NATR times the close)
+    close: Decimal | None = None  # the candle's close on the instrument's tick grid (rounded here when None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +138,25 @@ def flatten_intents(bot: BotProfile, position: Position, seq: int) -> list[Inten
 
 
 def describe_position(position: Position, mark: Decimal) -> str:
+    head, levels = position_text(position)
+    return "%s, uPnL %+.2f%s" % (head, float(position.unrealized_pnl(mark)), levels)
+
+
+def position_text(position: Position) -> tuple[str, str]:
+    """What describes a position besides its P&L: side, size and entry; its stop and target."""
     # %-formatting of floats: a HOLD row per bot in a position per candle, and Decimal formatting costs 2x
     qty = position.qty
     levels = f", stop {position.stop_price}" if position.stop_price else ""
     levels += f", target {position.target_price}" if position.target_price else ""
-    return "%s %s @ %.8g, uPnL %+.2f%s" % ("long" if qty > 0 else "short", abs(qty), float(position.entry_price),
-                                          float(position.unrealized_pnl(mark)), levels)
+    return "%s %s @ %.8g" % ("long" if qty > 0 else "short", abs(qty), float(position.entry_price)), levels
+
+
+# Enum members are looked up through the metaclass (~70 ns on 3.11): these run per bot per candle.
+_SCAN, _MANAGE, _REGIME = Phase.SCAN, Phase.MANAGE, Phase.REGIME
+_NO_SETUP, _HOLD = DecisionType.NO_SETUP, DecisionType.HOLD
+_FLATTENING = BotState.FLATTENING
+# A flat bot's market context depends on the regime alone: one per regime, shared (read-only).
+_FLAT_MARKETS = {regime: MarketContext(regime) for regime in Regime}
 
 
 class BotCycle:
@@ -148,6 +165,7 @@ class BotCycle:
         self.strategy = strategy
         self.regime = Regime.UNKNOWN
         self.bars_in_position = 0
+        self._held: tuple[object, ...] = (None,) * 6  # (qty, entry, stop, target) and position_text of them
 
     def on_other_timeframe(self, candle: Candle) -> None:
         """A closed candle of a higher timeframe the strategy reads: sync only."""
@@ -155,59 +173,68 @@ class BotCycle:
 
     def on_candle(self, candle: Candle, ctx: CycleContext) -> CycleResult:
         out = CycleResult()
+        self.run(candle, ctx, out)
+        return out
+
+    def run(self, candle: Candle, ctx: CycleContext, out: CycleResult) -> None:
+        """`on_candle`, appending to `out`: the engine passes one result for all its bots, whose
+        decisions are the tick's. The routine rows (NO_SETUP, HOLD) are appended directly."""
         ts = candle.close_ts
-        bot = self.bot
-
-        def decide(phase: Phase, kind: DecisionType, summary: str, **details: Any) -> None:
-            out.decisions.append(Decision(bot.bot_id, ts, phase, kind, summary, details))
-
         # 1. sync
-        self.strategy.update(candle)
+        strategy = self.strategy
+        strategy.update(candle)
         position = ctx.position
         in_position = bool(position.qty)
         self.bars_in_position = self.bars_in_position + 1 if in_position else 0
 
         # 2. regime
         if ctx.regime is not self.regime:
-            decide(Phase.REGIME, DecisionType.REGIME_CHANGED, f"regime {self.regime.value} -> {ctx.regime.value}",
-                   **(ctx.regime_features or {}))
+            self._decider(out, ts)(_REGIME, DecisionType.REGIME_CHANGED, f"regime {self.regime.value} -> {ctx.regime.value}",
+                                   **(ctx.regime_features or {}))
             self.regime = ctx.regime
-        if not self.strategy.ready():
-            decide(Phase.SYNC, DecisionType.WARMING_UP, f"{self.strategy.name} is still warming up")
-            return out
-        market = MarketContext(ctx.regime, position.side, float(position.entry_price) if in_position else None,
-                               self.bars_in_position)
+        if not strategy.ready():
+            self._decider(out, ts)(Phase.SYNC, DecisionType.WARMING_UP, f"{strategy.name} is still warming up")
+            return
 
         # 3. manage (an always-in-market strategy reverses on an opposite setup instead)
-        reversing = False
         if in_position:
+            market = MarketContext(ctx.regime, position.side, float(position.entry_price), self.bars_in_position)
             found = self._reversal(market, ctx)
             if found is None:
-                self._manage(candle, ctx, market, out, decide)
-                self._log_events(decide)
-                return out
+                self._manage(candle, ctx, market, out, ts)
+                self._log_events(out, ts)
+                return
             reversing = True
         else:
             # 4. scan
-            found = self.strategy.scan(market)
-        self._log_events(decide)
+            found = strategy.scan(_FLAT_MARKETS[ctx.regime])
+            reversing = False
+        self._log_events(out, ts)
         if isinstance(found, NoSetup):
             # No indicator values in the routine rows (one per bot per candle): the candles are
             # stored and strategies are deterministic, so they are recomputable exactly.
-            decide(Phase.SCAN, DecisionType.NO_SETUP, found.reason)
-            return out
+            out.decisions.append(Decision(self.bot.bot_id, ts, _SCAN, _NO_SETUP, found.reason, {}))
+            return
+        decide = self._decider(out, ts)
         confirmations = {c.name: {"passed": c.passed, "detail": c.detail} for c in found.confirmations}
         what = "reversal" if reversing else "setup"
-        decide(Phase.SCAN, DecisionType.SETUP_FOUND, f"{found.side.value.lower()} {what}: {found.reason}",
-               side=found.side.value, confirmations=confirmations, **self.strategy.indicators())
+        decide(_SCAN, DecisionType.SETUP_FOUND, f"{found.side.value.lower()} {what}: {found.reason}",
+               side=found.side.value, confirmations=confirmations, **strategy.indicators())
         blocked = self._entry(candle, ctx, found, reversing, out, decide)
         if blocked and reversing:  # the position is on the wrong side: leave it even if the new entry cannot go
             self._exit(ctx, f"opposite {found.side.value.lower()} setup ({found.reason})", out, decide)
-        return out
+
+    def _decider(self, out: CycleResult, ts: int) -> Callable[..., None]:
+        """A function appending a decision of this bot at `ts` to `out`, with keyword details."""
+        bot_id, decisions = self.bot.bot_id, out.decisions
+
+        def decide(phase: Phase, kind: DecisionType, summary: str, **details: Any) -> None:
+            decisions.append(Decision(bot_id, ts, phase, kind, summary, details))
+        return decide
 
     def _reversal(self, market: MarketContext, ctx: CycleContext) -> Setup | None:
         """An always-in-market strategy's setup against the open position, or None."""
-        if not self.strategy.always_in_market or ctx.state is BotState.FLATTENING or ctx.has_open_exit:
+        if not self.strategy.always_in_market or ctx.state is _FLATTENING or ctx.has_open_exit:
             return None
         found = self.strategy.scan(market)
         return found if isinstance(found, Setup) and found.side is not ctx.position.side else None
@@ -225,7 +252,7 @@ class BotCycle:
             return True
 
         # 6. size (a reversal frees the margin of the position it closes)
-        entry = bot.instrument.round_price(candle.close)
+        entry = ctx.close if ctx.close is not None else bot.instrument.round_price(candle.close)
         levels = protective_levels(found.side, entry, bot.risk, bot.instrument, found.atr, found.stop, found.target)
         if isinstance(levels, str):
             decide(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {levels}", gate="size")
@@ -256,15 +283,18 @@ class BotCycle:
             ctx.exposure.add(bot.symbol, after - before, opens=not reversing)
         return False
 
-    def _log_events(self, decide: Any) -> None:
-        for event in self.strategy.take_events():
-            decide(Phase.SCAN, DecisionType.STRATEGY_SWITCHED, event.summary, **event.details)
+    def _log_events(self, out: CycleResult, ts: int) -> None:
+        events = self.strategy.take_events()
+        if events:
+            decide = self._decider(out, ts)
+            for event in events:
+                decide(_SCAN, DecisionType.STRATEGY_SWITCHED, event.summary, **event.details)
 
-    def _manage(self, candle: Candle, ctx: CycleContext, market: MarketContext, out: CycleResult, decide: Any) -> None:
+    def _manage(self, candle: Candle, ctx: CycleContext, market: MarketContext, out: CycleResult, ts: int) -> None:
         position, bot = ctx.position, self.bot
-        mark = bot.instrument.round_price(candle.close)
-        if ctx.state is BotState.FLATTENING:
-            decide(Phase.MANAGE, DecisionType.HOLD, f"flattening: {describe_position(position, mark)}")
+        mark = ctx.close if ctx.close is not None else bot.instrument.round_price(candle.close)
+        if ctx.state is _FLATTENING:
+            out.decisions.append(Decision(bot.bot_id, ts, _MANAGE, _HOLD, f"flattening: {describe_position(position, mark)}", {}))
             return
         reason = self.strategy.exit(market)
         limit = bot.risk.time_stop_bars
@@ -273,24 +303,33 @@ class BotCycle:
             if held >= limit:
                 reason = f"time stop: held {held} candles (limit {limit})"
         if reason is not None:
-            self._exit(ctx, reason, out, decide)
+            self._exit(ctx, reason, out, self._decider(out, ts))
             return
-        if not self._move_stop(candle, ctx, mark, out, decide):
-            decide(Phase.MANAGE, DecisionType.HOLD, f"holding {describe_position(position, mark)}")
+        if not self._move_stop(candle, ctx, mark, out, ts):
+            out.decisions.append(Decision(bot.bot_id, ts, _MANAGE, _HOLD, f"holding {self._describe(position, mark)}", {}))
 
-    def _move_stop(self, candle: Candle, ctx: CycleContext, mark: Decimal, out: CycleResult, decide: Any) -> bool:
+    def _describe(self, position: Position, mark: Decimal) -> str:
+        """describe_position, with the text that changes only with the position kept between candles."""
+        held = self._held  # compared by identity: equal Decimals can print differently (1.0, 1.00)
+        if (held[0] is not position.qty or held[1] is not position.entry_price or held[2] is not position.stop_price
+                or held[3] is not position.target_price):
+            held = self._held = (position.qty, position.entry_price, position.stop_price, position.target_price,
+                                 *position_text(position))
+        return "%s, uPnL %+.2f%s" % (held[4], float(position.unrealized_pnl(mark)), held[5])
+
+    def _move_stop(self, candle: Candle, ctx: CycleContext, mark: Decimal, out: CycleResult, ts: int) -> bool:
         """Break-even and trailing: a STOP_MOVED decision and intent when the stop tightens."""
         position, bot = ctx.position, self.bot
         if not ctx.state.allows_exits or ctx.has_open_exit or position.stop_price is None:
             return False
-        side = Side.BUY if position.qty > 0 else Side.SELL
-        move = tightened_stop(side, position.entry_price, position.stop_price, position.initial_stop, mark,
-                              candle.high if side is Side.BUY else candle.low, ctx.atr, bot.risk, bot.instrument,
-                              bot.taker_fee)
+        long = position.qty > 0
+        move = tightened_stop(BUY if long else SELL, position.entry_price, position.stop_price, position.initial_stop,
+                              mark, candle.high if long else candle.low, ctx.atr, bot.risk, bot.instrument, bot.taker_fee)
         if move is None:
             return False
-        decide(Phase.MANAGE, DecisionType.STOP_MOVED, f"{move.rule} stop {position.stop_price} -> {move.stop}: {move.detail}",
-               rule=move.rule, old=str(position.stop_price), new=str(move.stop))
+        self._decider(out, ts)(_MANAGE, DecisionType.STOP_MOVED,
+                               f"{move.rule} stop {position.stop_price} -> {move.stop}: {move.detail}",
+                               rule=move.rule, old=str(position.stop_price), new=str(move.stop))
         out.intents.append(MoveStop(bot.bot_id, bot.symbol, move.stop, position.target_price))
         return True
 

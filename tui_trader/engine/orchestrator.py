@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 
 from tui_trader.config import AppConfig
-from tui_trader.engine.cycle import CancelOrders, CycleContext, Intent, MoveStop, PlaceOrder, describe_position
+from tui_trader.engine.cycle import CancelOrders, CycleContext, CycleResult, Intent, MoveStop, PlaceOrder, describe_position
 from tui_trader.engine.events import DecisionEvent, EventBus, FillEvent, TickEvent, TradeEvent
 from tui_trader.engine.history import EngineHistory
 from tui_trader.engine.restore import restore_engine
@@ -94,6 +94,7 @@ class Engine(EngineHistory, RiskControl):
         self._reads: dict[tuple[str, str], list[BotRuntime]] = defaultdict(list)  # bots that also read it
         self._fills: list[Fill] = []
         self._updates: list[OrderUpdate] = []
+        self._log: Batch | None = None  # the decision log of the tick in progress, from its first commit on
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self.bots_version: tuple[int, int] = (0, 0)
@@ -179,9 +180,12 @@ class Engine(EngineHistory, RiskControl):
             pending: list[tuple[BotRuntime, Intent]] = []
             exposure = self.risk_pass(batch, pending)
             self._run_cycles(closed, batch, pending, exposure)
-            log = batch.take_log()
-            await self.store.commit(batch)
-            await self.send(pending, log)
+            log = self._log = batch.take_log()
+            try:
+                await self.store.commit(batch)
+                await self.send(pending, log)
+            finally:
+                self._log = None
             self.store.commit_soon(log)  # written while the loop goes on; ordered before the next commit
             return closed
 
@@ -198,17 +202,26 @@ class Engine(EngineHistory, RiskControl):
                     bot.cycle.on_other_timeframe(candle)
         every = self.config.store.equity_every_candles
         idle = (BotState.STOPPED, BotState.ERROR)
-        record, stage, decisions = self.record_decision, self.stage, batch.decisions
+        record, stage = self.record_decision, self.stage
         listening = bool(self.bus)
+        # Every bot's cycle appends to one result: its decisions are the tick's (or, with listeners,
+        # recorded and published one bot at a time); its intents are staged after each bot.
+        out = CycleResult([] if listening else batch.decisions, [])
+        decisions, intents = out.decisions, out.intents
         portfolio_running = self.global_state is BotState.RUNNING
         now = self.now_ts
         for candle in closed:
             key = (candle.symbol, candle.timeframe)
+            bots = self._own.get(key)
+            if not bots:
+                continue
             tracker = self.regimes.get(key)
             regime = tracker.regime if tracker else None
             features = tracker.features_dict if tracker else None
             atr = tracker.atr if tracker else math.nan
-            for bot in self._own.get(key, ()):
+            close = self.factory.instrument(candle.symbol).round_price(candle.close)  # once, not per bot
+            close_ts = candle.close_ts
+            for bot in bots:
                 cycle = bot.cycle
                 if cycle is None or bot.state in idle:
                     continue
@@ -223,29 +236,33 @@ class Engine(EngineHistory, RiskControl):
                     equity, equity, regime or cycle.regime, features,
                     bool(working) and bot.has_open(OrderPurpose.ENTRY),
                     bool(working) and bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), bot.next_seq,
-                    ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, exposure, atr,
+                    ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, exposure, atr, close,
                 )
+                before = len(decisions)
                 try:
-                    result = cycle.on_candle(candle, ctx)
+                    cycle.run(candle, ctx, out)
                 except Exception as exc:
+                    del decisions[before:]  # what a failing cycle decided is dropped, as its intents are
+                    intents.clear()
                     log.exception("bot %s raised in its cycle", bot.name)
                     self.fail_bot(bot, exc, batch)
                     continue
                 if listening:
-                    for decision in result.decisions:
+                    for decision in decisions:
                         record(bot, decision, batch)
-                else:
-                    decisions.extend(result.decisions)
-                for intent in result.intents:
-                    stage(bot, intent, batch, pending)
+                    decisions.clear()
+                if intents:
+                    for intent in intents:
+                        stage(bot, intent, batch, pending)
+                    intents.clear()
                 bot.candles_seen += 1
                 if equity != bot.last_equity or bot.candles_seen % every == 0:
-                    self._snapshot(bot, candle.close_ts, equity, batch)
+                    self._snapshot(bot, close_ts, equity, batch)
                 if bot.stateful:
                     state_now = cycle.strategy.get_state()
                     if state_now != bot.last_strategy_state:
                         bot.last_strategy_state = state_now
-                        batch.strategy_state.append((bot.id, state_now, candle.close_ts))
+                        batch.strategy_state.append((bot.id, state_now, close_ts))
 
     def _snapshot(self, bot: BotRuntime, ts: int, equity: Decimal, batch: Batch) -> None:
         """An equity row when equity moved (and at least every `equity_every_candles`)."""
@@ -392,6 +409,8 @@ class Engine(EngineHistory, RiskControl):
     # -- decisions ----------------------------------------------------------------------------------------------------
 
     def record_decision(self, bot: BotRuntime, decision: Decision, batch: Batch) -> None:
-        batch.decisions.append(decision)
+        # While a tick awaits its commits, a decision (the tick's acknowledgements, or a command's that
+        # runs meanwhile) joins the tick's log: published after the tick's own, it is stored after them.
+        (batch if self._log is None else self._log).decisions.append(decision)
         if self.bus:
             self.bus.publish(DecisionEvent(bot.name, decision))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from tui_trader.engine.cycle import PlaceOrder, close_position
 from tui_trader.engine.runtime import BotRuntime
+from tui_trader.engine.sharing import share_strategies
 from tui_trader.engine.warmup import marks_from, needed_base_bars, warm_up
 from tui_trader.exchange.paper import PaperExchange
 from tui_trader.model import BotState, Candle, Decision, DecisionType, OrderPurpose, OrderStatus, Phase, timeframe_ms
@@ -60,6 +61,7 @@ async def restore_engine(engine: Engine) -> None:
     await _restore_exchange(engine)
     pending = await _settle_unsent(engine, batch)
     warm_up(list(engine.bots.values()), history, engine.feed.base_timeframe, engine.regimes)
+    share_strategies(engine.bots.values())  # warmed together on the same history: equal ones become one
     _prime_aggregator(engine, history)
     await store.commit(batch)
     await engine.send(pending)

@@ -12,6 +12,7 @@ from tui_trader.engine.cycle import BotCycle, BotProfile
 from tui_trader.engine.ledger import BotLedger
 from tui_trader.engine.runtime import BotRuntime
 from tui_trader.exchange.base import Exchange
+from tui_trader.indicators import shared
 from tui_trader.market.aggregate import aggregate
 from tui_trader.model import TIMEFRAME_MINUTES, BotState, Candle, Instrument, timeframe_ms
 from tui_trader.regime import RegimeTracker
@@ -89,16 +90,17 @@ def warm_up(bots: Sequence[BotRuntime], history: Mapping[str, Sequence[Candle]],
             cache[key] = base if tf == base_timeframe else aggregate(base, tf)
         return cache[key]
 
-    for bot in bots:
-        key = (bot.profile.symbol, bot.profile.timeframe)
-        if key not in regimes:
-            tracker = regimes[key] = RegimeTracker()
-            for candle in series(*key):
-                tracker.update(candle)
-        if bot.cycle is None:
-            continue
-        bot.cycle.strategy.warm_up({tf: series(bot.profile.symbol, tf) for tf in bot.timeframes})
-        bot.cycle.regime = regimes[key].regime
+    with shared():  # bots of one symbol with equal indicators compute them once per candle from here on
+        for bot in bots:
+            key = (bot.profile.symbol, bot.profile.timeframe)
+            if key not in regimes:
+                tracker = regimes[key] = RegimeTracker()
+                for candle in series(*key):
+                    tracker.update(candle)
+            if bot.cycle is None:
+                continue
+            bot.cycle.strategy.warm_up({tf: series(bot.profile.symbol, tf) for tf in bot.timeframes})
+            bot.cycle.regime = regimes[key].regime
 
 
 def marks_from(history: Mapping[str, Sequence[Candle]], instruments: Mapping[str, Instrument]) -> dict[str, Decimal]:
