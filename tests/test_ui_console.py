@@ -18,6 +18,7 @@ from tui_trader.model import BotState, OrderPurpose, OrderStatus
 from tui_trader.ui.app import LOG_KEPT, TraderApp
 from tui_trader.ui.bot_form import BotFormScreen
 from tui_trader.ui.detail import BotDetailScreen
+from tui_trader.ui.tables import PositionsTable
 from tui_trader.ui.screens import ConfirmScreen, HelpScreen, KillAllScreen, QuitScreen
 
 LIVE = [flat(i) for i in range(12)]
@@ -77,7 +78,7 @@ async def test_flatten_preview_then_confirm_closes_the_position(console: Harness
         app.refresh_console()
         await pilot.pause()
         assert not holder.ledger.position.is_open and holder.state is BotState.HALTED
-        assert "holder" not in app.positions_shown()
+        assert "holder" not in app.query_one("#positions", PositionsTable).bots_shown()
 
 
 async def test_flatten_cancelled_changes_nothing(console: Harness) -> None:
@@ -264,7 +265,7 @@ async def test_new_bot_form_rejects_bad_fields_then_creates_a_running_bot(consol
         await until(pilot, lambda: app.selected == "fresh")
         fresh = console.bot("fresh")
         assert fresh.state is BotState.RUNNING and fresh.ledger.capital == 2500 and fresh.cycle is not None
-        assert app.selected == "fresh" and "fresh" in app.bot_rows
+        assert app.selected == "fresh" and "fresh" in app.bots_table.rows_shown
         assert await console.rows("SELECT capital, strategy FROM bots WHERE name = 'fresh'") == [("2500", "scripted")]
         await console.tick(LIVE[3])  # it trades like the others: its cycle runs on the next candle
         assert any(n == "fresh" for n, _ in console.log[-10:])
@@ -310,7 +311,7 @@ async def test_delete_is_refused_while_holding_and_removes_a_flat_bot_after_conf
         await pilot.press("d")
         await pilot.pause()
         await pilot.press("y")
-        await until(pilot, lambda: "idle" not in app.bot_rows)
+        await until(pilot, lambda: "idle" not in app.bots_table.rows_shown)
         assert "idle" not in {b.name for b in console.engine.bots.values()}
         assert (await console.rows("SELECT removed_ts IS NOT NULL FROM bots WHERE name = 'idle'")) == [(1,)]
 

@@ -23,30 +23,20 @@ from textual.widgets import DataTable, Footer, Input, Log
 
 from tui_trader.engine.orchestrator import Engine
 from tui_trader.engine.runtime import BotRuntime
-from tui_trader.model import Decision, DecisionType, Trade
+from tui_trader.model import Decision, Trade
 from tui_trader.ui.actions import ConsoleActions
 from tui_trader.ui.buffer import EngineBuffer
 from tui_trader.ui.commands import ConsoleCommands
 from tui_trader.ui.views import (
-    BOT_COLUMNS,
-    BOT_HEADERS,
-    BOT_WIDTHS,
-    NARROW_BOT_COLUMNS,
-    POSITION_COLUMNS,
-    POSITION_HEADERS,
-    POSITION_WIDTHS,
-    bot_cells,
     decision_line,
-    position_cells,
     status_line,
     with_name,
 )
-from tui_trader.ui.widgets import ChartData, LiveTable, PriceChart, RiskPanel, TextLine
+from tui_trader.ui.tables import BotsTable, PositionsTable
+from tui_trader.ui.widgets import ChartData, PriceChart, RiskPanel, TextLine
 
 PANES = ("bots", "log", "positions", "chart", "risk")
 CHART_MIN_SECONDS = 0.5  # at most 2 redraws a second: a candlestick build costs 20-50 ms (in a thread)
-ROUTINE = frozenset({DecisionType.NO_SETUP, DecisionType.HOLD, DecisionType.WARMING_UP})
-ROUTINE_SHOWN_EVERY_S = 1.0
 LOG_KEPT = 2000  # lines of every bot's decisions
 BOT_LOG_KEPT = 500  # lines per bot, for showing one bot's log at once
 
@@ -90,14 +80,8 @@ class TraderApp(ConsoleActions, App[None]):
         self.active_pane = "bots"
         self.history: dict[str, deque[str]] = {}  # per bot: its log lines, for switching the log's scope
         self.all_history: deque[tuple[str, str]] = deque(maxlen=LOG_KEPT)  # (bot, line)
-        self.stale_bots: set[str] = set()  # rows whose cells may have changed since they were last shown
-        self.bots_marked = False  # the market moved since the bots table was last brought up to date
         self.positions_due = self.risk_due = True
-        self.last_shown: dict[str, float] = {}  # when each row's routine last decision was last shown
         self.bindings_key: tuple[object, ...] = ()
-        self.bot_columns: tuple[str, ...] = BOT_COLUMNS  # all of them from 120 columns on, fewer below
-        self.bot_rows: dict[str, tuple[object, ...]] = {}  # cells last shown, to update only what changed
-        self.position_rows: dict[str, tuple[object, ...]] = {}
         self.trades: list[Trade] = []  # the selected bot's, for the chart's markers
         self.chart_due = True
         self.chart_drawn = 0.0
@@ -110,14 +94,14 @@ class TraderApp(ConsoleActions, App[None]):
         yield TextLine(id="pane-tabs")
         with Vertical(id="main"):  # a grid when wide (see app.tcss), one pane at a time when narrow
             with Vertical(id="pane-bots", classes="pane"):
-                yield LiveTable(id="bots", cursor_type="row", zebra_stripes=True)
+                yield BotsTable(id="bots")
             with Vertical(id="pane-log", classes="pane"):
                 yield Log(id="log", max_lines=LOG_KEPT)
                 yield Input(placeholder="filter the log (enter applies, empty clears, esc closes)", id="log-filter")
             with Vertical(id="pane-chart", classes="pane"):
                 yield PriceChart(id="chart")
             with Vertical(id="pane-positions", classes="pane"):
-                yield LiveTable(id="positions", cursor_type="none")
+                yield PositionsTable(id="positions")
             with Vertical(id="pane-risk", classes="pane"):
                 yield RiskPanel(id="risk")
         yield Footer()
@@ -125,12 +109,8 @@ class TraderApp(ConsoleActions, App[None]):
     def on_mount(self) -> None:
         for name, title in zip(PANES, ("Bots", "Decisions", "Positions", "Chart", "Risk"), strict=True):
             self.query_one(f"#pane-{name}").border_title = title
-        bots = self.query_one("#bots", DataTable)
-        self.bot_columns = self._columns_for_width()
-        self._add_bot_columns()
-        positions = self.query_one("#positions", DataTable)
-        for key, header, width in zip(POSITION_COLUMNS, POSITION_HEADERS, POSITION_WIDTHS, strict=True):
-            positions.add_column(header, key=key, width=width)
+        bots = self.bots_table
+        bots.fit_columns(self.size.width)
         self.query_one("#log-filter").display = False
         self.apply_panes()
         self.refresh_console(everything=True)
@@ -139,33 +119,19 @@ class TraderApp(ConsoleActions, App[None]):
         self.load_history()
         self.set_interval(1 / self.ui_hz, self.refresh_console)
 
-    def _columns_for_width(self) -> tuple[str, ...]:
-        return BOT_COLUMNS if self.size.width >= 120 else NARROW_BOT_COLUMNS
+    @property
+    def bots_table(self) -> BotsTable:
+        return self.query_one("#bots", BotsTable)
 
-    def _add_bot_columns(self) -> None:
-        table = self.query_one("#bots", DataTable)
-        headers = dict(zip(BOT_COLUMNS, BOT_HEADERS, strict=True))
-        fixed = sum(BOT_WIDTHS[k] + 2 for k in self.bot_columns if k != "last")  # + cell padding
-        for key in self.bot_columns:
-            # the last decision takes what is left of the width (the pane's border and scrollbar take 3)
-            width = max(20, self.size.width - 3 - fixed - 2) if key == "last" else BOT_WIDTHS[key]
-            table.add_column(headers[key], key=key, width=width)
+    @property
+    def bot_columns(self) -> tuple[str, ...]:
+        return self.bots_table.columns_shown
 
     def _sync_columns(self) -> None:
         """Crossing 120 columns changes the bots table's columns (as the CSS changes its panes)."""
-        columns = self._columns_for_width()
-        if columns == self.bot_columns or not self.mounted:
-            return
-        self.bot_columns = columns
-        table = self.query_one("#bots", DataTable)
-        cursor = table.cursor_row
-        table.clear(columns=True)
-        self._add_bot_columns()
-        self.bot_rows.clear()
-        self.bots_marked = True
-        self._refresh_bots()
-        table.move_cursor(row=cursor)
-        self.refresh_bindings()
+        if self.mounted and self.bots_table.fit_columns(self.size.width):
+            self.bots_table.show(self.engine, self.buffer.last_decision)
+            self.refresh_bindings()
 
     def on_resize(self) -> None:
         if self.mounted:  # crossing 120 columns changes the panes and the table's columns
@@ -214,14 +180,17 @@ class TraderApp(ConsoleActions, App[None]):
         changed = everything or pending.market_moved or bool(pending.dirty) or pending.portfolio_changed
         if changed:
             self.query_one("#status", TextLine).show(status_line(self.engine, self.market))
-        self.stale_bots |= pending.dirty
-        self.bots_marked = self.bots_marked or pending.market_moved or everything
+        bots = self.bots_table
+        bots.stale |= pending.dirty
+        bots.marked = bots.marked or pending.market_moved or everything
         if self.pane_shown("bots"):
-            self._refresh_bots()
+            bots.show(self.engine, self.buffer.last_decision)
+            if self.selected is None and bots.row_count:
+                self.select_bot(str(bots.coordinate_to_cell_key(bots.cursor_coordinate).row_key.value))
         self.positions_due = self.positions_due or changed
         if self.positions_due and self.pane_shown("positions"):
             self.positions_due = False
-            self._refresh_positions()
+            self.query_one("#positions", PositionsTable).show(self.engine)
         self._append_log(pending.decisions)
         self.risk_due = self.risk_due or changed
         if self.risk_due and self.pane_shown("risk"):
@@ -241,74 +210,6 @@ class TraderApp(ConsoleActions, App[None]):
         if key != self.bindings_key:
             self.bindings_key = key
             self.refresh_bindings()
-
-    def _visible_rows(self, table: DataTable) -> range:
-        first = int(table.scroll_y)
-        return range(first, first + max(table.size.height, 1))
-
-    def _refresh_bots(self) -> None:
-        """Cells of the rows on screen that changed (a DataTable repaints its whole view on any change,
-        so rows scrolled out of view wait until they come back)."""
-        table = self.query_one("#bots", LiveTable)
-        bots = {b.name: b for b in self.engine.bots.values()}
-        for gone in [name for name in self.bot_rows if name not in bots]:
-            table.remove_row(gone)
-            del self.bot_rows[gone]
-        if self.bots_marked:  # the market moved: every open position's P&L changed
-            self.stale_bots.update(name for name, bot in bots.items() if bot.ledger.position.is_open)
-            self.bots_marked = False
-        new = [name for name in bots if name not in self.bot_rows]
-        window = self._visible_rows(table)
-        now = time.monotonic()
-        for name in [*new, *(n for n in self.stale_bots if n in bots and n in self.bot_rows
-                             and table.get_row_index(n) in window)]:
-            bot = bots[name]
-            last = self.buffer.last_decision.get(name)
-            every = dict(zip(BOT_COLUMNS, bot_cells(self.engine, bot, last), strict=True))
-            before = self.bot_rows.get(name)
-            held = False
-            if before is not None and "last" in self.bot_columns and last is not None and last.decision_type in ROUTINE:
-                # A routine decision (one per bot per candle) shows at most once a second: a row that
-                # changes repaints all its cells, and nobody reads a cell that changes 20 times a second.
-                if now - self.last_shown.get(name, 0.0) < ROUTINE_SHOWN_EVERY_S:
-                    every["last"], held = before[self.bot_columns.index("last")], True
-                else:
-                    self.last_shown[name] = now
-            cells = tuple(every[c] for c in self.bot_columns)
-            if before is None:
-                table.add_row(*cells, key=name)
-            else:
-                for column, old, value in zip(self.bot_columns, before, cells, strict=True):
-                    if old != value:
-                        table.set_cell(name, column, value)
-            self.bot_rows[name] = cells
-            if not held:
-                self.stale_bots.discard(name)
-        if self.selected is None and table.row_count:
-            self.select_bot(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
-
-    def _refresh_positions(self) -> None:
-        """Open positions by bot name, in rows that are reused, never removed: adding or removing
-        a row lays the whole screen out again, and positions open and close all the time."""
-        table = self.query_one("#positions", LiveTable)
-        holding = sorted((b for b in self.engine.bots.values() if b.ledger.position.is_open), key=lambda b: b.name)
-        rows = [position_cells(self.engine, bot) for bot in holding]
-        blank = ("",) * len(POSITION_COLUMNS)
-        for slot in range(max(len(rows), len(self.position_rows))):
-            cells = rows[slot] if slot < len(rows) else blank
-            key = str(slot)
-            before = self.position_rows.get(key)
-            if before is None:
-                table.add_row(*cells, key=key)
-            else:
-                for column, old, value in zip(POSITION_COLUMNS, before, cells, strict=True):
-                    if old != value:
-                        table.set_cell(key, column, value)
-            self.position_rows[key] = cells
-
-    def positions_shown(self) -> list[str]:
-        """The bots whose positions the table lists, top to bottom."""
-        return [str(cells[0]) for cells in self.position_rows.values() if cells[0]]
 
     def _append_log(self, decisions: list[tuple[str, Decision]]) -> None:
         """Kept as plain strings: thousands of Decision objects held here would slow every GC pass."""
@@ -388,8 +289,8 @@ class TraderApp(ConsoleActions, App[None]):
     def select_bot(self, name: str) -> None:
         """Make `name` the selected bot (and the table's cursor row)."""
         self.selected = name
-        table = self.query_one("#bots", DataTable)
-        if name in self.bot_rows and table.cursor_row != (row := table.get_row_index(name)):
+        table = self.bots_table
+        if name in table.rows_shown and table.cursor_row != (row := table.get_row_index(name)):
             table.move_cursor(row=row)
         self.trades = []
         self.rewrite_log()
@@ -415,7 +316,7 @@ class TraderApp(ConsoleActions, App[None]):
         for name, d in reversed(rows):  # the last decision column, for bots that have not decided since
             self.buffer.last_decision.setdefault(name, d)
         self.rewrite_log()
-        self.stale_bots.update(self.history)
+        self.bots_table.stale.update(self.history)
         self.refresh_console(everything=True)
 
     @work(exclusive=True, group="selection")

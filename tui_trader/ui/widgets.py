@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,8 +13,7 @@ from textual.containers import Vertical
 from textual.markup import escape
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import DataTable, Static
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.widgets import Static
 from textual_plotext import Plot, PlotextPlot
 
 from tui_trader.config import RiskProfile
@@ -38,18 +36,6 @@ class TextLine(Static):
         if text != self.text:
             self.text = text
             self.update(text, layout=False)
-
-
-class LiveTable(DataTable[Any]):
-    """A DataTable for cells that change several times a second: `set_cell` repaints only the row
-    it changes. `DataTable.update_cell` repaints the whole view, so a console where a few rows
-    change four times a second sent every visible row each time (over SSH, bytes are the cost).
-    It writes the cell where `update_cell` does (textual is pinned: see pyproject)."""
-
-    def set_cell(self, row_key: str, column_key: str, value: object) -> None:
-        self._data[RowKey(row_key)][ColumnKey(column_key)] = value
-        self._update_count += 1  # the key of the row render caches
-        self.refresh_row(self.get_row_index(row_key))
 
 
 class RiskGauge(Widget):
