@@ -11,7 +11,8 @@ from collections.abc import Callable
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tui_trader.indicators import Chop, Stream, Value, _Node, shared, update_all
+from tui_trader.indicators import Chop, Stream, Value, shared, update_all
+from tui_trader.indicators.streaming import _Node
 from tui_trader.model import Candle
 
 HOUR = 3_600_000
