@@ -23,7 +23,8 @@ from tui_trader.ui.views import (
     position_cells,
 )
 
-WIDE = 120  # columns from which every pane and every bot column is shown
+OPTIONAL_COLUMNS = ("strategy", "symbol", "risk", "last")  # shown as the width allows, in this order
+LAST_MIN_WIDTH = 24
 ROUTINE = frozenset({DecisionType.NO_SETUP, DecisionType.HOLD, DecisionType.WARMING_UP})
 ROUTINE_SHOWN_EVERY_S = 1.0
 
@@ -54,8 +55,16 @@ class BotsTable(LiveTable):
         self.routine_shown: dict[str, float] = {}  # when each row's routine last decision was last shown
 
     def fit_columns(self, width: int) -> bool:
-        """The columns for a terminal this wide; True when they changed (the table is rebuilt)."""
-        columns = BOT_COLUMNS if width >= WIDE else NARROW_BOT_COLUMNS
+        """As many columns as a terminal this wide shows (the narrow set always, then strategy, symbol,
+        risk profile and the last decision as they fit); True when they changed (the table is rebuilt)."""
+        chosen = set(NARROW_BOT_COLUMNS)
+        room = width - 3 - sum(BOT_WIDTHS[k] + 2 for k in chosen)  # the pane's border and scrollbar take 3
+        for key in OPTIONAL_COLUMNS:
+            need = (LAST_MIN_WIDTH if key == "last" else BOT_WIDTHS[key]) + 2
+            if need <= room:
+                chosen.add(key)
+                room -= need
+        columns = tuple(k for k in BOT_COLUMNS if k in chosen)
         if columns == self.columns_shown:
             return False
         cursor = self.cursor_row
@@ -65,7 +74,7 @@ class BotsTable(LiveTable):
         fixed = sum(BOT_WIDTHS[k] + 2 for k in columns if k != "last")  # + cell padding
         for key in columns:
             # the last decision takes what is left of the width (the pane's border and scrollbar take 3)
-            table_width = max(20, width - 3 - fixed - 2) if key == "last" else BOT_WIDTHS[key]
+            table_width = max(LAST_MIN_WIDTH, width - 3 - fixed - 2) if key == "last" else BOT_WIDTHS[key]
             self.add_column(headers[key], key=key, width=table_width)
         self.rows_shown.clear()
         self.marked = True
