@@ -3,8 +3,9 @@ booking the exchange's fills and order updates into the ledger (with the same
 decisions), the risk pass, running the cycle on a candle, sending its intents.
 The backtest loop (runner.py) drives it bar by bar.
 
-Beyond the orchestrator: exact equity is computed only where it can matter (a float
-bound first), and its decisions are kept as `Deferred` until read.
+Fills are booked by the engine's own `book_fill`, with its decisions. Beyond the
+orchestrator: exact equity is computed only where it can matter (a float bound first),
+and the decisions of exchange events are kept as `Deferred` until read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from tui_trader.backtest.btpy import BacktestingPyBroker
-from tui_trader.backtest.results import Deferred, Segment, order_placed, trade_entered, trade_exited
+from tui_trader.backtest.results import Deferred, Segment
+from tui_trader.engine.booking import book_fill, order_cancelled, order_placed, order_rejected, trade_entered, trade_exited
 from tui_trader.engine.cycle import BotCycle, BotProfile, CancelOrders, CycleContext, MoveStop, PlaceOrder
 from tui_trader.engine.ledger import BotLedger
 from tui_trader.exchange.paper import PaperExchange
@@ -121,46 +123,25 @@ class BotSession:
                 continue
             self.orders.pop(update.client_order_id)
             if update.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
-                self._decide(Decision(self.bot_id, update.ts, Phase.EXECUTE, DecisionType.ORDER_CANCELLED,
-                                      f"{order.request.purpose.value} order {update.status.value.lower()}: {update.reason}",
-                                      {"client_order_id": update.client_order_id}))
+                self._decide(order_cancelled(self.bot_id, update.ts, order, update.status, update.reason))
         return True
 
     def _book_fill(self, fill: Fill) -> None:
-        ledger = self.ledger
-        side_before = ledger.position.side
-        reason = "reverse" if fill.purpose is OrderPurpose.ENTRY else fill.purpose.value
-        trades = ledger.apply_fill(fill, reason)
+        """The orchestrator's booking (the engine's `book_fill`), its decisions kept as `Deferred`."""
+        ledger, profile = self.ledger, self.profile
+        trades, entered, cooldown = book_fill(ledger, self.orders.get(fill.client_order_id), fill, profile.risk,
+                                              profile.timeframe_ms, self.bot_id)
         self.fills.append(fill)
-        order = self.orders.get(fill.client_order_id)
-        if order is not None:
-            order.filled_qty += fill.qty
-            order.avg_fill_price = fill.price
-        position = ledger.position
-        if position.is_open and order is not None and order.request.purpose is OrderPurpose.ENTRY:
-            position.stop_price, position.target_price = order.request.stop_loss, order.request.take_profit
-            position.initial_stop = order.request.stop_loss
-        if trades:
-            self._cooldown(fill.ts)
         decisions = self.decisions
+        if cooldown is not None:
+            decisions.append(cooldown)
         for trade in trades:  # a trade's exit_ts is its fill's ts
             self.trades.append(trade)
             decisions.append(Deferred(DecisionType.TRADE_EXITED, trade_exited, (self.bot_id, trade)))
-        if position.qty and (position.side is not side_before or not trades):
+        if entered:
             mark = self._mark() if self._close == self._close else fill.price
             decisions.append(Deferred(DecisionType.TRADE_ENTERED, trade_entered,
-                                      (self.bot_id, fill, replace(position), mark)))
-
-    def _cooldown(self, ts: int) -> None:
-        ledger, risk = self.ledger, self.profile.risk
-        if not risk.cooldown_losses or ledger.loss_streak < risk.cooldown_losses:
-            return
-        streak, ledger.loss_streak = ledger.loss_streak, 0
-        ledger.cooldown_until = ts + risk.cooldown_candles * self.profile.timeframe_ms
-        until = datetime.fromtimestamp(ledger.cooldown_until / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        self._decide(Decision(self.bot_id, ts, Phase.FILL, DecisionType.COOLDOWN,
-                              f"{streak} consecutive losses: no entries for {risk.cooldown_candles} candles (until {until})",
-                              {"losses": streak, "until": ledger.cooldown_until}))
+                                      (self.bot_id, fill, replace(ledger.position), mark)))
 
     def _set_state(self, to: BotState, command: str, source: str, reason: str) -> None:
         before = self.state
@@ -263,9 +244,7 @@ class BotSession:
         ack = self.exchange.submit(request)
         if ack.status is OrderStatus.REJECTED:
             self.orders.pop(request.client_order_id)
-            self._decide(Decision(self.bot_id, self.now_ts, Phase.EXECUTE, DecisionType.ORDER_REJECTED,
-                                  f"{request.purpose.value} order rejected: {ack.reason}",
-                                  {"client_order_id": request.client_order_id}))
+            self._decide(order_rejected(self.bot_id, self.now_ts, request, ack.reason))
             return
         order.status, order.updated_ts = OrderStatus.NEW, self.now_ts
         self.decisions.append(Deferred(DecisionType.ORDER_PLACED, order_placed, (self.bot_id, self.now_ts, request)))
