@@ -32,14 +32,14 @@ from decimal import Decimal
 import numpy as np
 
 from tui_trader.backtest.btpy import BacktestingPyBroker, OutOfMoney
-from tui_trader.backtest.regimes import regime_series
+from tui_trader.backtest.regimes import REGIMES, RegimeSeries, regime_series
 from tui_trader.backtest.results import RunResult, Segment
-from tui_trader.backtest.series import Bars, aggregate
+from tui_trader.backtest.series import FIELDS, Bars, aggregate
 from tui_trader.backtest.session import DAY_MS, BotSession, FillSettings, Intent
 from tui_trader.engine.cycle import BotProfile
 from tui_trader.engine.orchestrator import collector_paused
 from tui_trader.exchange.paper import PaperExchange
-from tui_trader.model import Candle, DecisionType, Regime, timeframe_ms
+from tui_trader.model import Candle, DecisionType, timeframe_ms
 from tui_trader.regime import RegimeTracker
 from tui_trader.strategy import Strategy
 
@@ -81,11 +81,10 @@ class Backtest(BotSession):
         risk = profile.risk
         self.watch_bot_bars = bool(risk.breakeven_r or risk.trail_atr_mult or risk.time_stop_bars)
         self.tracker: RegimeTracker | None = None
-        self.regime_list: list[Regime] = []
-        self.regime_atr: list[float] = []
-        self.regime_of: Callable[[int], dict[str, float] | None] = lambda j: None
-        self._lists = (bars.ts.tolist(), bars.open.tolist(), bars.high.tolist(), bars.low.tolist(),
-                       bars.close.tolist(), bars.volume.tolist())
+        self.regimes: RegimeSeries | None = None
+        # The columns as memoryviews: an item reads as a Python int or float, and nothing is converted up front.
+        self._lists = tuple(memoryview(np.ascontiguousarray(getattr(bars, f), np.int64 if f == "ts" else np.float64))
+                            for f in FIELDS)
 
     # -- the run --------------------------------------------------------------------------------------
 
@@ -134,13 +133,12 @@ class Backtest(BotSession):
         self._processed = 0
         j_start = int(np.searchsorted(self.bot_emitted, self.start, "left"))  # bot candles emitted before start
         if self.fast:
-            rs = regime_series(self.bot_bars.high, self.bot_bars.low, self.bot_bars.close)
-            self.regime_list, self.regime_atr, self.regime_of = rs.regimes, rs.atr, rs.features
-            self.regime_codes = rs.codes
+            rs = self.regimes = regime_series(self.bot_bars.high, self.bot_bars.low, self.bot_bars.close)
+            self._regime_codes, self._regime_atr = memoryview(rs.codes), memoryview(rs.atr)
             if j_start:
                 self.strategy.update(self.bot_bars.candle(j_start - 1))
                 self.strategy.ready()
-                self.cycle.regime = rs.regimes[j_start - 1]
+                self.cycle.regime = REGIMES[self._regime_codes[j_start - 1]]
         else:
             history = {tf: s.candles(0, int(np.searchsorted(at, self.start, "left"))) for tf, (s, at) in self.series.items()}
             self.tracker = RegimeTracker()
@@ -158,10 +156,10 @@ class Backtest(BotSession):
         self._segment(self.start)
 
     def _run_fast(self, n: int) -> bool:
-        assert self.mask is not None
+        assert self.mask is not None and self.regimes is not None
         static = np.zeros(n, dtype=bool)
         emitted, mask = self.bot_emitted, self.mask
-        codes = self.regime_codes
+        codes = self.regimes.codes
         changed = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
         self.cycle_hot = (mask | changed).tolist()
         static[emitted[mask | changed]] = True
@@ -311,9 +309,9 @@ class Backtest(BotSession):
             self.tracker.update(candle)
             regime, features, atr = self.tracker.regime, self.tracker.features_dict, self.tracker.atr
         else:
-            regime, atr = self.regime_list[j], self.regime_atr[j]
+            regime, atr = REGIMES[self._regime_codes[j]], self._regime_atr[j]
             # The features only go into a REGIME_CHANGED decision's details: built when one is due.
-            features = self.regime_of(j) if regime is not self.cycle.regime else None
+            features = self.regimes.features(j) if regime is not self.cycle.regime else None  # type: ignore[union-attr]
         self._run_cycle(candle, regime, features, atr, pending)
 
 
