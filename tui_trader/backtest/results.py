@@ -68,7 +68,7 @@ class RunResult:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per fill and order: not frozen for speed; treated as read-only
 class Deferred:
     """A decision of the orchestrator's kind, its text written only when someone reads it: the
     arguments are snapshots, so the text is the one it would have had when it was made."""

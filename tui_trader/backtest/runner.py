@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -35,7 +36,7 @@ from tui_trader.backtest.btpy import BacktestingPyBroker, OutOfMoney
 from tui_trader.backtest.regimes import REGIMES, RegimeSeries, regime_series
 from tui_trader.backtest.results import RunResult, Segment
 from tui_trader.backtest.series import FIELDS, Bars, aggregate
-from tui_trader.backtest.session import DAY_MS, BotSession, FillSettings, Intent
+from tui_trader.backtest.session import DAY_MS, BotSession, FillSettings
 from tui_trader.engine.cycle import BotProfile
 from tui_trader.engine.orchestrator import collector_paused
 from tui_trader.exchange.paper import PaperExchange
@@ -44,6 +45,7 @@ from tui_trader.regime import RegimeTracker
 from tui_trader.strategy import Strategy
 
 Progress = Callable[[int, int], None]
+_NO_SETUP, _HOLD = DecisionType.NO_SETUP, DecisionType.HOLD
 
 
 class Backtest(BotSession):
@@ -66,8 +68,9 @@ class Backtest(BotSession):
         self.bot_bars, emitted = self.series[profile.timeframe]
         self.same_timeframe = self.bot_bars is bars  # the bot's candles are the base bars themselves
         self.bot_emitted = emitted
-        self.bot_index_at = np.full(len(bars), -1, dtype=np.int64)  # base bar -> the bot candle it emits
-        self.bot_index_at[emitted] = np.arange(len(emitted))
+        bot_index_at = np.full(len(bars), -1, dtype=np.int64)  # base bar -> the bot candle it emits
+        bot_index_at[emitted] = np.arange(len(emitted))
+        self._bot_index_at = memoryview(bot_index_at)
         # Candles of the other timeframes the strategy reads, by the base bar that emits them, highest first:
         # the orchestrator updates them before it runs the bot's cycle.
         self.other_at: dict[int, list[tuple[str, int]]] = {}
@@ -85,6 +88,9 @@ class Backtest(BotSession):
         # The columns as memoryviews: an item reads as a Python int or float, and nothing is converted up front.
         self._lists = tuple(memoryview(np.ascontiguousarray(getattr(bars, f), np.int64 if f == "ts" else np.float64))
                             for f in FIELDS)
+        # The backtesting-py model matches plain numbers; the paper exchange takes candles.
+        self._match = self.exchange.process_bar if isinstance(self.exchange, BacktestingPyBroker) else None
+        self._levels: tuple[object, ...] = (None, None, None, 0.0, 0.0)  # stop, target, side and their float bounds
 
     # -- the run --------------------------------------------------------------------------------------
 
@@ -161,40 +167,40 @@ class Backtest(BotSession):
         emitted, mask = self.bot_emitted, self.mask
         codes = self.regimes.codes
         changed = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
-        self.cycle_hot = (mask | changed).tolist()
-        static[emitted[mask | changed]] = True
-        close_ts = self.bars.ts + timeframe_ms(self.bars.timeframe)
-        static[close_ts % DAY_MS == 0] = True  # the risk pass starts a trading day
+        hot = mask | changed
+        self.cycle_hot = hot.tolist()
+        static[emitted[hot]] = True
+        if self.watch_limits:
+            close_ts = self.bars.ts + timeframe_ms(self.bars.timeframe)
+            static[close_ts % DAY_MS == 0] = True  # the risk pass starts a trading day
         static[self.start:self.start + 1] = True
-        ticks = np.flatnonzero(static[self.start:]) + self.start
-        is_emission = np.zeros(n, dtype=bool)
-        is_emission[emitted] = True
-        self._emission_count = np.cumsum(is_emission)  # bot candles emitted up to and including bar k
-        risk = self.profile.risk
-        watch_all = bool(risk.daily_loss_pct or risk.max_drawdown_pct)
+        ticks = (np.flatnonzero(static[self.start:]) + self.start).tolist()
+        if not self.same_timeframe:
+            is_emission = np.zeros(n, dtype=bool)
+            is_emission[emitted] = True
+            self._emission_count = memoryview(np.cumsum(is_emission))  # bot candles emitted up to and including bar k
+        watch_all = self.watch_limits
         watch_bot_bars = self.watch_bot_bars
-        cursor = 0
+        ledger, tick, strategy = self.ledger, self._tick, self.strategy
         k = self.start
         last_report = k
         try:
             while k < n:
                 self._warming = True
-                while k < n and not self.strategy.ready():
-                    self._tick(k)  # every bar through the cycle until the strategy has its lookback
+                while k < n and not strategy.ready():
+                    tick(k)  # every bar through the cycle until the strategy has its lookback
                     k += 1
                 self._warming = False
                 if k >= n:
                     break
-                self._tick(k)
-                while cursor < len(ticks) and ticks[cursor] <= k:
-                    cursor += 1
-                nxt = int(ticks[cursor]) if cursor < len(ticks) else n
-                position = self.ledger.position
-                if self.orders or (position.qty and watch_all) or k + 1 >= nxt:
+                tick(k)
+                cursor = bisect_right(ticks, k)
+                nxt = ticks[cursor] if cursor < len(ticks) else n
+                qty = ledger.position.qty
+                if self.orders or (qty and watch_all) or k + 1 >= nxt:
                     nxt = k + 1
-                elif position.qty:
-                    nxt = self._next_position_event(k, nxt, position.qty > 0, position.stop_price,
-                                                    position.target_price, watch_bot_bars)
+                elif qty:
+                    nxt = self._next_position_event(k, nxt, qty > 0, watch_bot_bars)
                 if nxt > k + 1:
                     self._skip(k + 1, nxt)
                 k = nxt
@@ -205,8 +211,7 @@ class Backtest(BotSession):
             return True
         return False
 
-    def _next_position_event(self, k: int, limit: int, long: bool, stop: Decimal | None, target: Decimal | None,
-                             watch_bot_bars: bool) -> int:
+    def _next_position_event(self, k: int, limit: int, long: bool, watch_bot_bars: bool) -> int:
         """The first base bar after k (before `limit`) on which the open position can fill or needs the cycle."""
         if watch_bot_bars:
             at = int(np.searchsorted(self.bot_emitted, k + 1, "left"))
@@ -215,16 +220,27 @@ class Backtest(BotSession):
         if limit <= k + 1:
             return limit
         lo, hi = k + 1, limit
-        # Conservative float bounds around the exact Decimal levels: a bar flagged needlessly is only processed.
-        s = -math.inf if stop is None else float(stop) * (1 + 1e-9 if long else 1 - 1e-9)
-        t = math.inf if target is None else float(target) * (1 - 1e-9 if long else 1 + 1e-9)
-        if not long:
-            s, t = (math.inf if stop is None else s), (-math.inf if target is None else t)
+        position = self.ledger.position
+        stop, target = position.stop_price, position.target_price
+        levels = self._levels
+        if levels[0] is not stop or levels[1] is not target or levels[2] is not long:
+            # Conservative float bounds around the exact Decimal levels: a bar flagged needlessly is only processed.
+            s = -math.inf if stop is None else float(stop) * (1 + 1e-9 if long else 1 - 1e-9)
+            t = math.inf if target is None else float(target) * (1 - 1e-9 if long else 1 + 1e-9)
+            if not long:
+                s, t = (math.inf if stop is None else s), (-math.inf if target is None else t)
+            levels = self._levels = (stop, target, long, s, t)
+        s, t = levels[3], levels[4]
         _, _, high, low, _, _ = self._lists
         if hi - lo <= 64:  # the usual case: a short stretch, cheaper in plain Python than through numpy
-            for i in range(lo, hi):
-                if (low[i] <= s or high[i] >= t) if long else (high[i] >= s or low[i] <= t):
-                    return i
+            if long:
+                for i in range(lo, hi):
+                    if low[i] <= s or high[i] >= t:
+                        return i
+            else:
+                for i in range(lo, hi):
+                    if high[i] >= s or low[i] <= t:
+                        return i
             return hi
         lows, highs = self.bars.low[lo:hi], self.bars.high[lo:hi]
         hit = ((lows <= s) | (highs >= t)) if long else ((highs >= s) | (lows <= t))
@@ -233,14 +249,16 @@ class Backtest(BotSession):
 
     def _skip(self, lo: int, hi: int) -> None:
         """Bars lo..hi-1 on which nothing but the routine happens: count it, carry the high-water mark."""
-        count = int(self._emission_count[hi - 1] - self._emission_count[lo - 1])
+        count = hi - lo if self.same_timeframe else int(self._emission_count[hi - 1] - self._emission_count[lo - 1])
         ledger = self.ledger
         position = ledger.position
         if not position.qty:
-            self.routine[DecisionType.NO_SETUP] += count
+            self.routine[_NO_SETUP] += count
             return
-        self.routine[DecisionType.HOLD] += count
+        self.routine[_HOLD] += count
         self.cycle.bars_in_position += count
+        if not self.watch_limits:
+            return
         closes = self._lists[4][lo:hi]
         best = max(closes) if position.qty > 0 else min(closes)
         qty, entry = float(position.qty), float(position.entry_price)
@@ -255,45 +273,60 @@ class Backtest(BotSession):
 
     def _tick(self, k: int) -> None:
         self._processed += 1
-        candle = self._candle(k)
-        self.exchange.process_candle(candle)
-        self._close = candle.close
+        lists = self._lists
+        ts, close = lists[0][k], lists[4][k]
+        close_ts = ts + self._base_ms
+        candle = None
+        if self._match is not None:
+            self._match(ts, close_ts, lists[1][k], lists[2][k], lists[3][k], close)
+        else:
+            candle = self._candle(k)
+            self.exchange.process_candle(candle)
+        self._close = close
         self.mark = None  # the close on the tick grid, when something needs it (`_mark`)
-        self.now_ts = max(self.now_ts, candle.ts + self._base_ms)
-        booked = self._book()
-        if booked:
-            position = self.ledger.position
-            self._books_f = (float(position.qty), float(position.entry_price), float(self.ledger.wallet))
-        self._risk_pass()
-        for tf, j in self.other_at.get(k, ()):
-            self.cycle.on_other_timeframe(self.series[tf][0].candle(j))
-        j = int(self.bot_index_at[k])
+        self.equity = None  # at that mark, when something needs it (`_equity`)
+        if close_ts > self.now_ts:
+            self.now_ts = close_ts
+        listener = self.listener
+        booked = bool(listener.fills or listener.updates) and self._book()
+        if self.watch_limits:
+            if booked:
+                position = self.ledger.position
+                self._books_f = (float(position.qty), float(position.entry_price), float(self.ledger.wallet))
+            self._risk_pass()
+        if self.other_at:
+            for tf, i in self.other_at.get(k, ()):
+                self.cycle.on_other_timeframe(self.series[tf][0].candle(i))
+        j = self._bot_index_at[k]
         if j >= 0:
             if self.fast and not self._warming and not self.cycle_hot[j] and not (
                     self.watch_bot_bars and self.ledger.position.qty):
-                self._routine(j)
+                self._routine()
             else:
-                pending: list[Intent] = []
-                self._cycle(candle if self.same_timeframe else self.bot_bars.candle(j), j, pending)
-                booked |= self._send(pending)
+                if self.same_timeframe:
+                    self._cycle(candle or self._candle(k), j, self._mark())
+                else:
+                    self._cycle(self.bot_bars.candle(j), j, None)
+                if self._intents:
+                    booked = self._send() or booked
         if booked or k == self.start:
             self._segment(k)
 
-    def _routine(self, j: int) -> None:
+    def _routine(self) -> None:
         """The decision the cycle is known to reach on a quiet candle, counted instead of built."""
         in_position = bool(self.ledger.position.qty)
         self.cycle.bars_in_position = self.cycle.bars_in_position + 1 if in_position else 0
-        self.routine[DecisionType.HOLD if in_position else DecisionType.NO_SETUP] += 1
+        self.routine[_HOLD if in_position else _NO_SETUP] += 1
 
     def _segment(self, k: int) -> None:
         position = self.ledger.position
         seg = Segment(k, float(self.ledger.wallet), float(position.qty), float(position.entry_price))
         self._books_f = (seg.qty, seg.entry, seg.wallet)
-        if self.segments and self.segments[-1].start == k:
-            self.segments[-1] = seg
-        elif not self.segments or (self.segments[-1].wallet, self.segments[-1].qty, self.segments[-1].entry) != (
-                seg.wallet, seg.qty, seg.entry):
-            self.segments.append(seg)
+        segments = self.segments
+        if segments and segments[-1].start == k:
+            segments[-1] = seg
+        elif not segments or (segments[-1].wallet, segments[-1].qty, segments[-1].entry) != (seg.wallet, seg.qty, seg.entry):
+            segments.append(seg)
 
     def _finish(self, last: int) -> None:
         """backtesting.py's finalize_trades: the last bar is matched once more with the close orders."""
@@ -304,7 +337,7 @@ class Backtest(BotSession):
 
     # -- the orchestrator's steps for one bot ----------------------------------------------------------
 
-    def _cycle(self, candle: Candle, j: int, pending: list[Intent]) -> None:
+    def _cycle(self, candle: Candle, j: int, close: Decimal | None) -> None:
         if self.tracker is not None:
             self.tracker.update(candle)
             regime, features, atr = self.tracker.regime, self.tracker.features_dict, self.tracker.atr
@@ -312,7 +345,7 @@ class Backtest(BotSession):
             regime, atr = REGIMES[self._regime_codes[j]], self._regime_atr[j]
             # The features only go into a REGIME_CHANGED decision's details: built when one is due.
             features = self.regimes.features(j) if regime is not self.cycle.regime else None  # type: ignore[union-attr]
-        self._run_cycle(candle, regime, features, atr, pending)
+        self._run_cycle(candle, regime, features, atr, close)
 
 
 def run_backtest(bars: Bars, profile: BotProfile, make_strategy: Callable[[], Strategy], fills: FillSettings,
