@@ -155,6 +155,7 @@ def position_text(position: Position) -> tuple[str, str]:
 _SCAN, _MANAGE, _REGIME = Phase.SCAN, Phase.MANAGE, Phase.REGIME
 _NO_SETUP, _HOLD = DecisionType.NO_SETUP, DecisionType.HOLD
 _FLATTENING = BotState.FLATTENING
+_ZERO = Decimal(0)
 # A flat bot's market context depends on the regime alone: one per regime, shared (read-only).
 _FLAT_MARKETS = {regime: MarketContext(regime) for regime in Regime}
 
@@ -244,8 +245,8 @@ class BotCycle:
         """Phases 5-8 for a setup; True when a gate blocked it."""
         bot = self.bot
         # 5. confirm
-        passed, failed = found.passed, found.failed
-        if len(passed) < bot.confirmations:
+        if bot.confirmations and len(found.passed) < bot.confirmations:
+            passed, failed = found.passed, found.failed
             decide(Phase.CONFIRM, DecisionType.SETUP_REJECTED,
                    f"{len(passed)} of {len(found.confirmations)} confirmations passed, {bot.confirmations} required;"
                    f" failed: {', '.join(failed) or 'none'}", passed=list(passed), failed=list(failed))
@@ -266,8 +267,8 @@ class BotCycle:
             return True
 
         # 7. guard
-        before = ctx.position.qty * entry if reversing else Decimal(0)
-        after = found.side.sign * sizing.qty * entry
+        before = ctx.position.qty * entry if reversing else _ZERO
+        after = (sizing.qty if found.side is BUY else -sizing.qty) * entry
         blocked = self._guard(candle, ctx, before, after, reversing)
         if blocked:
             gate, reason = blocked
