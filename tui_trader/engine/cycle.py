@@ -84,7 +84,7 @@ class CycleContext:
     close: Decimal | None = None  # the candle's close on the instrument's tick grid (rounded here when None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per order: not frozen for speed; treated as read-only
 class PlaceOrder:
     request: OrderRequest
     seq: int
