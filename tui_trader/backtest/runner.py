@@ -80,7 +80,7 @@ class Backtest(BotSession):
         self.mask = strategy.precompute(self.bot_bars.columns()) if fast else None
         self.fast = self.mask is not None
         self.cycle_hot: list[bool] = []  # fast path: bot candles on which the cycle can do more than its routine
-        self._warming = False
+        self._hot: list[bool] | None = None  # cycle_hot while the fast path may count routine candles; else None
         risk = profile.risk
         self.watch_bot_bars = bool(risk.breakeven_r or risk.trail_atr_mult or risk.time_stop_bars)
         self.tracker: RegimeTracker | None = None
@@ -175,34 +175,38 @@ class Backtest(BotSession):
             static[close_ts % DAY_MS == 0] = True  # the risk pass starts a trading day
         static[self.start:self.start + 1] = True
         ticks = (np.flatnonzero(static[self.start:]) + self.start).tolist()
+        n_ticks = len(ticks)
         if not self.same_timeframe:
             is_emission = np.zeros(n, dtype=bool)
             is_emission[emitted] = True
             self._emission_count = memoryview(np.cumsum(is_emission))  # bot candles emitted up to and including bar k
         watch_all = self.watch_limits
-        watch_bot_bars = self.watch_bot_bars
-        ledger, tick, strategy = self.ledger, self._tick, self.strategy
+        ledger, orders, tick, skip, strategy = self.ledger, self.orders, self._tick, self._skip, self.strategy
+        next_event = self._next_position_event
         k = self.start
+        cursor = 0
         last_report = k
         try:
             while k < n:
-                self._warming = True
-                while k < n and not strategy.ready():
-                    tick(k)  # every bar through the cycle until the strategy has its lookback
-                    k += 1
-                self._warming = False
-                if k >= n:
-                    break
+                if not strategy.ready():
+                    self._hot = None
+                    while k < n and not strategy.ready():
+                        tick(k)  # every bar through the cycle until the strategy has its lookback
+                        k += 1
+                    if k >= n:
+                        break
+                self._hot = self.cycle_hot
                 tick(k)
-                cursor = bisect_right(ticks, k)
-                nxt = ticks[cursor] if cursor < len(ticks) else n
-                qty = ledger.position.qty
-                if self.orders or (qty and watch_all) or k + 1 >= nxt:
-                    nxt = k + 1
-                elif qty:
-                    nxt = self._next_position_event(k, nxt, qty > 0, watch_bot_bars)
+                if orders:  # a working order: the exchange can fill it on the next bar
+                    k += 1
+                    continue
+                cursor = bisect_right(ticks, k, cursor)
+                nxt = ticks[cursor] if cursor < n_ticks else n
                 if nxt > k + 1:
-                    self._skip(k + 1, nxt)
+                    if ledger.position.qty:
+                        nxt = k + 1 if watch_all else next_event(k, nxt)
+                    if nxt > k + 1:
+                        skip(k + 1, nxt)
                 k = nxt
                 if self.progress is not None and k - last_report >= 8192:
                     last_report = k
@@ -211,9 +215,9 @@ class Backtest(BotSession):
             return True
         return False
 
-    def _next_position_event(self, k: int, limit: int, long: bool, watch_bot_bars: bool) -> int:
+    def _next_position_event(self, k: int, limit: int) -> int:
         """The first base bar after k (before `limit`) on which the open position can fill or needs the cycle."""
-        if watch_bot_bars:
+        if self.watch_bot_bars:
             at = int(np.searchsorted(self.bot_emitted, k + 1, "left"))
             if at < len(self.bot_emitted):
                 limit = min(limit, int(self.bot_emitted[at]))
@@ -221,6 +225,7 @@ class Backtest(BotSession):
             return limit
         lo, hi = k + 1, limit
         position = self.ledger.position
+        long = position.qty > 0
         stop, target = position.stop_price, position.target_price
         levels = self._levels
         if levels[0] is not stop or levels[1] is not target or levels[2] is not long:
@@ -272,61 +277,72 @@ class Backtest(BotSession):
         return Candle(self.symbol, self.bars.timeframe, ts[k], o[k], h[k], lo[k], c[k], v[k])
 
     def _tick(self, k: int) -> None:
+        """Base bar k in the orchestrator's order: the exchange matches it, its events are booked, the
+        risk pass runs, and the cycle on the bot's candle that closes with it (or its routine, counted)."""
         self._processed += 1
-        lists = self._lists
-        ts, close = lists[0][k], lists[4][k]
+        ts_, open_, high_, low_, close_, _ = self._lists
+        ts, close = ts_[k], close_[k]
         close_ts = ts + self._base_ms
-        candle = None
-        if self._match is not None:
-            self._match(ts, close_ts, lists[1][k], lists[2][k], lists[3][k], close)
+        match = self._match
+        if match is not None:
+            candle = None
+            match(ts, close_ts, open_[k], high_[k], low_[k], close)
         else:
             candle = self._candle(k)
             self.exchange.process_candle(candle)
         self._close = close
-        self.mark = None  # the close on the tick grid, when something needs it (`_mark`)
-        self.equity = None  # at that mark, when something needs it (`_equity`)
+        self.mark = self.equity = None  # the close on the tick grid and the equity at it, when needed
         if close_ts > self.now_ts:
             self.now_ts = close_ts
         listener = self.listener
-        booked = bool(listener.fills or listener.updates) and self._book()
+        booked = self._book() if listener.fills or listener.updates else False
         if self.watch_limits:
-            if booked:
-                position = self.ledger.position
-                self._books_f = (float(position.qty), float(position.entry_price), float(self.ledger.wallet))
             self._risk_pass()
         if self.other_at:
             for tf, i in self.other_at.get(k, ()):
                 self.cycle.on_other_timeframe(self.series[tf][0].candle(i))
         j = self._bot_index_at[k]
         if j >= 0:
-            if self.fast and not self._warming and not self.cycle_hot[j] and not (
-                    self.watch_bot_bars and self.ledger.position.qty):
-                self._routine()
+            hot = self._hot
+            if hot is not None and not hot[j] and not (self.watch_bot_bars and self.ledger.position.qty):
+                # The decision the cycle is known to reach on a quiet candle, counted instead of built.
+                cycle = self.cycle
+                if self.ledger.position.qty:
+                    cycle.bars_in_position += 1
+                    self.routine[_HOLD] += 1
+                else:
+                    cycle.bars_in_position = 0
+                    self.routine[_NO_SETUP] += 1
             else:
                 if self.same_timeframe:
                     self._cycle(candle or self._candle(k), j, self._mark())
                 else:
                     self._cycle(self.bot_bars.candle(j), j, None)
-                if self._intents:
-                    booked = self._send() or booked
+                if self._intents and self._send():
+                    booked = True
         if booked or k == self.start:
             self._segment(k)
 
-    def _routine(self) -> None:
-        """The decision the cycle is known to reach on a quiet candle, counted instead of built."""
-        in_position = bool(self.ledger.position.qty)
-        self.cycle.bars_in_position = self.cycle.bars_in_position + 1 if in_position else 0
-        self.routine[_HOLD if in_position else _NO_SETUP] += 1
-
     def _segment(self, k: int) -> None:
-        position = self.ledger.position
-        seg = Segment(k, float(self.ledger.wallet), float(position.qty), float(position.entry_price))
-        self._books_f = (seg.qty, seg.entry, seg.wallet)
+        """The books from bar k on (the equity curve's), when they changed."""
+        ledger = self.ledger
+        position = ledger.position
+        wallet = float(ledger.wallet)
+        if position.qty:
+            qty, entry = float(position.qty), float(position.entry_price)
+        else:
+            qty = entry = 0.0
+        if self.watch_limits:
+            self._books_f = (qty, entry, wallet)
         segments = self.segments
-        if segments and segments[-1].start == k:
-            segments[-1] = seg
-        elif not segments or (segments[-1].wallet, segments[-1].qty, segments[-1].entry) != (seg.wallet, seg.qty, seg.entry):
-            segments.append(seg)
+        if segments:
+            last = segments[-1]
+            if last.start == k:
+                segments[-1] = Segment(k, wallet, qty, entry)
+                return
+            if last.wallet == wallet and last.qty == qty and last.entry == entry:
+                return
+        segments.append(Segment(k, wallet, qty, entry))
 
     def _finish(self, last: int) -> None:
         """backtesting.py's finalize_trades: the last bar is matched once more with the close orders."""

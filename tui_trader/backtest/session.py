@@ -30,6 +30,7 @@ from tui_trader.model import (
     Decision,
     DecisionType,
     Fill,
+    Instrument,
     Order,
     OrderPurpose,
     OrderStatus,
@@ -63,6 +64,13 @@ class FillSettings:
     def __post_init__(self) -> None:
         if self.model not in FILL_MODELS:
             raise ValueError(f"unknown fill model {self.model!r} (known: {', '.join(FILL_MODELS)})")
+
+
+
+def _entered(bot_id: int, fill: Fill, position: Position, instrument: Instrument, close: float) -> Decision:
+    """TRADE_ENTERED as the orchestrator writes it, marked at the tick's close on the tick grid (the
+    fill's price before any tick)."""
+    return trade_entered(bot_id, fill, position, instrument.round_price(close) if close == close else fill.price)
 
 
 class _Listener:
@@ -152,8 +160,7 @@ class BotSession:
             p = ledger.position  # a snapshot: the position changes after (a moved stop, an added fill)
             snapshot = Position(p.bot_id, p.symbol, p.qty, p.entry_price, p.stop_price, p.target_price, p.opened_ts,
                                 p.entry_fees, p.initial_stop)
-            mark = self._mark() if self._close == self._close else fill.price
-            decisions.append(Deferred(_TRADE_ENTERED, trade_entered, (bot_id, fill, snapshot, mark)))
+            decisions.append(Deferred(_TRADE_ENTERED, _entered, (bot_id, fill, snapshot, self.instrument, self._close)))
 
     def _set_state(self, to: BotState, command: str, source: str, reason: str) -> None:
         before = self.state
@@ -216,7 +223,7 @@ class BotSession:
         the candle's close on the tick grid, when known). Its intents are left in `_intents`."""
         ledger = self.ledger
         orders = self.orders
-        equity = self._equity()
+        equity = self.equity if self.equity is not None else self._equity()
         ctx = CycleContext(
             self.now_ts, self.state, self.state_reason, ledger.position, equity, equity, regime, features,
             bool(orders) and any(o.request.purpose is _ENTRY for o in orders.values()),
@@ -246,7 +253,8 @@ class BotSession:
                     self.orders.pop(cid)
                 self.exchange.cancel_symbol(self.bot_id, self.symbol)
         intents.clear()
-        return self._book()
+        listener = self.listener
+        return self._book() if listener.fills or listener.updates else False
 
     def _place(self, intent: PlaceOrder) -> None:
         request = intent.request
