@@ -56,6 +56,7 @@ class SmaCross(Strategy):
         self.fast_now = self.slow_now = self.fast_prev = self.slow_prev = self.atr_now = NAN
         self._ready = False
         self._batch: tuple[memoryview, memoryview, memoryview, memoryview] | None = None
+        self._step = 0  # the batch's first bar spacing in ms: where a candle's index is looked up first
 
     @property
     def warmup(self) -> int:
@@ -66,7 +67,10 @@ class SmaCross(Strategy):
             return
         if self._batch is not None:
             times, fast, slow, atr = self._batch
-            i = bisect_left(times, candle.ts)
+            ts = candle.ts
+            i = (ts - times[0]) // self._step if self._step > 0 else -1  # where evenly spaced bars put it
+            if not (0 <= i < len(times) and times[i] == ts):
+                i = bisect_left(times, ts)
             self.fast_prev, self.slow_prev = (fast[i - 1], slow[i - 1]) if i else (NAN, NAN)
             self.fast_now, self.slow_now, self.atr_now = fast[i], slow[i], atr[i]
             return
@@ -82,8 +86,9 @@ class SmaCross(Strategy):
         atr = talib.ATR(np.asarray(bars["high"], dtype=np.float64), np.asarray(bars["low"], dtype=np.float64), close,
                         timeperiod=self.p.atr_period)
         # Memoryviews: an item reads as a Python int or float, and nothing is converted up front.
-        self._batch = (memoryview(np.ascontiguousarray(bars["ts"], np.int64)), memoryview(fast), memoryview(slow),
-                       memoryview(atr))
+        times = memoryview(np.ascontiguousarray(bars["ts"], np.int64))
+        self._batch = (times, memoryview(fast), memoryview(slow), memoryview(atr))
+        self._step = times[1] - times[0] if len(times) > 1 else 0
         fast_prev, slow_prev = np.r_[NAN, fast[:-1]], np.r_[NAN, slow[:-1]]
         return ((fast_prev < slow_prev) & (fast > slow)) | ((fast_prev > slow_prev) & (fast < slow))
 

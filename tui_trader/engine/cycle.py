@@ -222,14 +222,14 @@ class BotCycle:
             # stored and strategies are deterministic, so they are recomputable exactly.
             out.decisions.append(Decision(self.bot.bot_id, ts, _SCAN, _NO_SETUP, found.reason, {}))
             return
-        decide = self._decider(out, ts)
         confirmations = {c.name: {"passed": c.passed, "detail": c.detail} for c in found.confirmations}
         side, lower = _SIDE_TEXT[found.side]
-        decide(_SCAN, _SETUP_FOUND, f"{lower} {'reversal' if reversing else 'setup'}: {found.reason}",
-               side=side, confirmations=confirmations, **strategy.indicators())
-        blocked = self._entry(candle, ctx, found, reversing, out, decide)
+        out.decisions.append(Decision(self.bot.bot_id, ts, _SCAN, _SETUP_FOUND,
+                                      f"{lower} {'reversal' if reversing else 'setup'}: {found.reason}",
+                                      dict(side=side, confirmations=confirmations, **strategy.indicators())))
+        blocked = self._entry(candle, ctx, found, reversing, out, ts)
         if blocked and reversing:  # the position is on the wrong side: leave it even if the new entry cannot go
-            self._exit(ctx, f"opposite {found.side.value.lower()} setup ({found.reason})", out, decide)
+            self._exit(ctx, f"opposite {lower} setup ({found.reason})", out, self._decider(out, ts))
 
     def _decider(self, out: CycleResult, ts: int) -> Callable[..., None]:
         """A function appending a decision of this bot at `ts` to `out`, with keyword details."""
@@ -246,14 +246,13 @@ class BotCycle:
         found = self.strategy.scan(market)
         return found if isinstance(found, Setup) and found.side is not ctx.position.side else None
 
-    def _entry(self, candle: Candle, ctx: CycleContext, found: Setup, reversing: bool, out: CycleResult,
-               decide: Any) -> bool:
+    def _entry(self, candle: Candle, ctx: CycleContext, found: Setup, reversing: bool, out: CycleResult, ts: int) -> bool:
         """Phases 5-8 for a setup; True when a gate blocked it."""
         bot = self.bot
         # 5. confirm
         if bot.confirmations and len(found.passed) < bot.confirmations:
             passed, failed = found.passed, found.failed
-            decide(Phase.CONFIRM, DecisionType.SETUP_REJECTED,
+            self._decider(out, ts)(Phase.CONFIRM, DecisionType.SETUP_REJECTED,
                    f"{len(passed)} of {len(found.confirmations)} confirmations passed, {bot.confirmations} required;"
                    f" failed: {', '.join(failed) or 'none'}", passed=list(passed), failed=list(failed))
             return True
@@ -262,14 +261,14 @@ class BotCycle:
         entry = ctx.close if ctx.close is not None else bot.instrument.round_price(candle.close)
         levels = protective_levels(found.side, entry, bot.risk, bot.instrument, found.atr, found.stop, found.target)
         if isinstance(levels, str):
-            decide(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {levels}", gate="size")
+            self._decider(out, ts)(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {levels}", gate="size")
             return True
         stop, target = levels
         available = ctx.equity if reversing else ctx.available
         sizing = size_position(found.side, entry, stop, target, ctx.equity, bot.capital, available, bot.risk,
                                bot.instrument, bot.taker_fee)
         if sizing.blocked:
-            decide(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {sizing.blocked}", gate="size", **sizing.details)
+            self._decider(out, ts)(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {sizing.blocked}", gate="size", **sizing.details)
             return True
 
         # 7. guard
@@ -278,7 +277,7 @@ class BotCycle:
         blocked = self._guard(candle, ctx, before, after, reversing)
         if blocked:
             gate, reason = blocked
-            decide(Phase.GUARD, DecisionType.RISK_BLOCKED, f"{gate}: {reason}", gate=gate, qty=str(sizing.qty))
+            self._decider(out, ts)(Phase.GUARD, DecisionType.RISK_BLOCKED, f"{gate}: {reason}", gate=gate, qty=str(sizing.qty))
             return True
 
         # 8. execute: one order; a reversal's also closes the old position
