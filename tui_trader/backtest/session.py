@@ -124,6 +124,7 @@ class BotSession:
             self.exchange = BacktestingPyBroker(profile.instrument, fills.taker_fee, fills.slippage_bps / 10_000)
         self.exchange.set_listener(self.listener)
         self.exchange.ensure_account(profile.bot_id, profile.capital, profile.leverage)
+        self._risk, self._timeframe_ms = profile.risk, profile.timeframe_ms
 
     def _decide(self, decision: Decision) -> None:
         self.decisions.append(decision)
@@ -134,9 +135,11 @@ class BotSession:
         fills, updates = listener.fills, listener.updates
         if not fills and not updates:
             return False
-        for fill in fills:
-            self._book_fill(fill)
-        fills.clear()
+        if fills:
+            book = self._book_fill
+            for fill in fills:
+                book(fill)
+            fills.clear()
         orders = self.orders
         for update in updates:
             order = orders.pop(update.client_order_id, None)
@@ -146,9 +149,9 @@ class BotSession:
         return True
 
     def _book_fill(self, fill: Fill) -> None:
-        ledger, profile, bot_id = self.ledger, self.profile, self.bot_id
-        trades, entered, cooldown = book_fill(ledger, self.orders.get(fill.client_order_id), fill, profile.risk,
-                                              profile.timeframe_ms, bot_id)
+        ledger, bot_id = self.ledger, self.bot_id
+        trades, entered, cooldown = book_fill(ledger, self.orders.get(fill.client_order_id), fill, self._risk,
+                                              self._timeframe_ms, bot_id)
         self.fills.append(fill)
         decisions = self.decisions
         if cooldown is not None:
@@ -223,7 +226,9 @@ class BotSession:
         the candle's close on the tick grid, when known). Its intents are left in `_intents`."""
         ledger = self.ledger
         orders = self.orders
-        equity = self.equity if self.equity is not None else self._equity()
+        equity = self.equity
+        if equity is None:
+            equity = self._equity()
         ctx = CycleContext(
             self.now_ts, self.state, self.state_reason, ledger.position, equity, equity, regime, features,
             bool(orders) and any(o.request.purpose is _ENTRY for o in orders.values()),
@@ -232,8 +237,8 @@ class BotSession:
         self.cycle.run(candle, ctx, self._out)
         for intent in self._intents:
             if type(intent) is PlaceOrder:
-                order = Order(intent.request, _PENDING, self.now_ts, self.now_ts)
-                orders[order.client_order_id] = order
+                request = intent.request
+                orders[request.client_order_id] = Order(request, _PENDING, self.now_ts, self.now_ts)
                 if intent.seq >= self.next_seq:
                     self.next_seq = intent.seq + 1
             elif type(intent) is MoveStop:

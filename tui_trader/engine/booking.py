@@ -46,7 +46,7 @@ def book_fill(ledger: BotLedger, order: Order | None, fill: Fill, risk: RiskProf
         if qty and request.purpose is _ENTRY:
             position.stop_price, position.target_price = request.stop_loss, request.take_profit
             position.initial_stop = request.stop_loss
-    cooldown = start_cooldown(ledger, risk, timeframe_ms, bot_id, fill.ts) if trades else None
+    cooldown = start_cooldown(ledger, risk, timeframe_ms, bot_id, fill.ts) if trades and risk.cooldown_losses else None
     entered = bool(qty) and (not trades or (qty > 0) is not (before > 0))
     return trades, entered, cooldown
 

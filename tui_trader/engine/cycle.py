@@ -244,7 +244,7 @@ class BotCycle:
         if not self.strategy.always_in_market or ctx.state is _FLATTENING or ctx.has_open_exit:
             return None
         found = self.strategy.scan(market)
-        return found if isinstance(found, Setup) and found.side is not ctx.position.side else None
+        return found if isinstance(found, Setup) and found.side is not market.position_side else None
 
     def _entry(self, candle: Candle, ctx: CycleContext, found: Setup, reversing: bool, out: CycleResult, ts: int) -> bool:
         """Phases 5-8 for a setup; True when a gate blocked it."""
@@ -357,9 +357,11 @@ class BotCycle:
         bot, exposure = self.bot, ctx.exposure
         if exposure is not None and exposure.stop_reason:
             return "portfolio_stop", exposure.stop_reason
-        breach = loss_breach(ctx.equity, ctx.day_start_equity, ctx.high_water, bot.limits)
-        if breach is not None:
-            return breach
+        limits = bot.limits
+        if limits.daily_loss is not None or limits.drawdown is not None:
+            breach = loss_breach(ctx.equity, ctx.day_start_equity, ctx.high_water, limits)
+            if breach is not None:
+                return breach
         if not ctx.state.allows_entries:
             why = f" ({ctx.state_reason})" if ctx.state_reason else ""
             return "bot_state", f"{ctx.state.value}{why}: no new entries"
