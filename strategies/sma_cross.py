@@ -55,7 +55,8 @@ class SmaCross(Strategy):
         self._streams = (self.fast, self.slow, self.atr)
         self.fast_now = self.slow_now = self.fast_prev = self.slow_prev = self.atr_now = NAN
         self._ready = False
-        self._batch: tuple[list[int], np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._batch: tuple[memoryview, memoryview, memoryview, memoryview] | None = None
+        self._step = 0  # the batch's first bar spacing in ms: where a candle's index is looked up first
 
     @property
     def warmup(self) -> int:
@@ -66,9 +67,12 @@ class SmaCross(Strategy):
             return
         if self._batch is not None:
             times, fast, slow, atr = self._batch
-            i = bisect_left(times, candle.ts)
-            self.fast_prev, self.slow_prev = (float(fast[i - 1]), float(slow[i - 1])) if i else (NAN, NAN)
-            self.fast_now, self.slow_now, self.atr_now = float(fast[i]), float(slow[i]), float(atr[i])
+            ts = candle.ts
+            i = (ts - times[0]) // self._step if self._step > 0 else -1  # where evenly spaced bars put it
+            if not (0 <= i < len(times) and times[i] == ts):
+                i = bisect_left(times, ts)
+            self.fast_prev, self.slow_prev = (fast[i - 1], slow[i - 1]) if i else (NAN, NAN)
+            self.fast_now, self.slow_now, self.atr_now = fast[i], slow[i], atr[i]
             return
         self.fast_prev, self.slow_prev = self.fast_now, self.slow_now
         self.fast_now = self.fast.update(candle)  # type: ignore[assignment]
@@ -81,7 +85,10 @@ class SmaCross(Strategy):
         slow = talib.SMA(close, timeperiod=self.p.slow)
         atr = talib.ATR(np.asarray(bars["high"], dtype=np.float64), np.asarray(bars["low"], dtype=np.float64), close,
                         timeperiod=self.p.atr_period)
-        self._batch = (bars["ts"].tolist(), fast, slow, atr)
+        # Memoryviews: an item reads as a Python int or float, and nothing is converted up front.
+        times = memoryview(np.ascontiguousarray(bars["ts"], np.int64))
+        self._batch = (times, memoryview(fast), memoryview(slow), memoryview(atr))
+        self._step = times[1] - times[0] if len(times) > 1 else 0
         fast_prev, slow_prev = np.r_[NAN, fast[:-1]], np.r_[NAN, slow[:-1]]
         return ((fast_prev < slow_prev) & (fast > slow)) | ((fast_prev > slow_prev) & (fast < slow))
 

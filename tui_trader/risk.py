@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import cache
 
 from tui_trader.config import RiskProfile
-from tui_trader.model import ZERO, Instrument, Side
+from tui_trader.model import BUY, ZERO, Instrument, Side
 
 
 @cache
@@ -25,35 +25,48 @@ def exact(setting: float) -> Decimal:
     return Decimal(repr(setting))
 
 
-@dataclass(frozen=True, slots=True)
+_CAPS = ("risk", "max_position", "leverage", "margin")  # in the order a tie is resolved
+
+
+@dataclass(slots=True)  # one per entry sized, per bot: not frozen for speed; treated as read-only
 class Sizing:
     qty: Decimal  # zero when blocked
     stop: Decimal
     target: Decimal
     blocked: str = ""  # the reason no order can be sized
-    details: dict[str, str] = field(default_factory=dict)
+    risk_amount: Decimal = ZERO
+    distance: Decimal = ZERO  # from entry to stop
+    caps: tuple[Decimal, ...] = ()  # the quantity each cap allows, by _CAPS
+    binding: str = ""  # the smallest cap's name
+
+    @property
+    def details(self) -> dict[str, str]:
+        """The numbers for the decision log (written when read: only a blocked entry's decision has them)."""
+        return {"risk_amount": f"{self.risk_amount:.2f}", "stop_distance": str(self.distance), "binding_cap": self.binding,
+                **{f"cap_{k}": f"{v:.8f}" for k, v in zip(_CAPS, self.caps, strict=True)}}
 
 
 def protective_levels(side: Side, entry: Decimal, profile: RiskProfile, instrument: Instrument,
                       atr: float | None, stop: float | None, target: float | None) -> tuple[Decimal, Decimal] | str:
     """(stop, target) on the tick grid, or the reason they cannot be set."""
+    sign = 1 if side is BUY else -1
     if stop is None:
         if atr is None or not atr > 0:
             return "no ATR to place the stop"
         offset = Decimal(repr(atr)) * exact(profile.stop_atr_mult)
-        stop_price = entry - offset if side is Side.BUY else entry + offset
+        stop_price = entry - offset if sign > 0 else entry + offset
     else:
         stop_price = Decimal(repr(stop))
     stop_price = instrument.round_price(stop_price)
-    distance = (entry - stop_price) * side.sign
+    distance = (entry - stop_price) * sign
     if distance <= 0:
         return f"stop {stop_price} is not on the losing side of entry {entry}"
     if target is None:
-        target_price = entry + side.sign * distance * exact(profile.take_profit_r)
+        target_price = entry + sign * distance * exact(profile.take_profit_r)
     else:
         target_price = Decimal(repr(target))
     target_price = instrument.round_price(target_price)
-    if (target_price - entry) * side.sign <= 0:
+    if (target_price - entry) * sign <= 0:
         return f"target {target_price} is not on the winning side of entry {entry}"
     if stop_price <= 0:
         return f"stop {stop_price} is not a positive price"
@@ -65,26 +78,19 @@ def size_position(side: Side, entry: Decimal, stop: Decimal, target: Decimal, eq
     distance = abs(entry - stop)
     risk_amount = equity * exact(profile.risk_per_trade_pct) / 100
     leverage = min(exact(profile.max_leverage), instrument.max_leverage)
-    caps = {
-        "risk": risk_amount / distance,
-        "max_position": capital * exact(profile.max_position_pct) / 100 / entry,
-        "leverage": equity * leverage / entry,
-        "margin": max(available, Decimal(0)) / (entry / leverage + entry * taker_fee),
-    }
-    binding = min(caps, key=lambda k: caps[k])
-    qty = instrument.floor_qty(caps[binding])
-    details = {
-        "risk_amount": f"{risk_amount:.2f}",
-        "stop_distance": str(distance),
-        "binding_cap": binding,
-        **{f"cap_{k}": f"{v:.8f}" for k, v in caps.items()},
-    }
+    caps = (risk_amount / distance, capital * exact(profile.max_position_pct) / 100 / entry, equity * leverage / entry,
+            max(available, ZERO) / (entry / leverage + entry * taker_fee))
+    smallest = min(caps)
+    binding = _CAPS[caps.index(smallest)]  # the first of equal ones
+    qty = instrument.floor_qty(smallest)
     if qty < instrument.min_qty:
-        return Sizing(Decimal(0), stop, target, f"size {qty} (capped by {binding}) is below the minimum qty {instrument.min_qty}", details)
+        return Sizing(ZERO, stop, target, f"size {qty} (capped by {binding}) is below the minimum qty {instrument.min_qty}",
+                      risk_amount, distance, caps, binding)
     if qty * entry < instrument.min_notional:
-        return Sizing(Decimal(0), stop, target,
-                      f"notional {qty * entry:.2f} USDT (capped by {binding}) is below the minimum {instrument.min_notional} USDT", details)
-    return Sizing(qty, stop, target, "", details)
+        return Sizing(ZERO, stop, target,
+                      f"notional {qty * entry:.2f} USDT (capped by {binding}) is below the minimum {instrument.min_notional} USDT",
+                      risk_amount, distance, caps, binding)
+    return Sizing(qty, stop, target, "", risk_amount, distance, caps, binding)
 
 
 # -- stop management ----------------------------------------------------------------------------------

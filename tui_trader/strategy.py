@@ -42,7 +42,7 @@ class Confirmation:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # returned per bot per candle it finds one: not frozen for speed; treated as read-only
 class Setup:
     """A trade the strategy proposes at the close of the candle it just saw."""
 

@@ -41,6 +41,11 @@ from tui_trader.model import (
 )
 
 
+_TAKER, _EXIT, _STOP, _TARGET = Liquidity.TAKER, OrderPurpose.EXIT, OrderPurpose.STOP, OrderPurpose.TARGET
+_FILLED, _CANCELLED, _NEW, _MARKET = OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.NEW, OrderType.MARKET
+_BUY, _SELL = Side.BUY, Side.SELL
+
+
 class OutOfMoney(Exception):
     """Equity fell to zero or below: backtesting.py stops the run there."""
 
@@ -75,6 +80,7 @@ class BacktestingPyBroker:
         self._used: set[str] = set()
         self._now = 0
         self._n_fills = 0
+        self._sizes: dict[float, Decimal] = {}
         self.ambiguous_bars = 0  # not modelled: backtesting.py assumes the stop
 
     def set_listener(self, listener: ExchangeListener) -> None:
@@ -93,15 +99,15 @@ class BacktestingPyBroker:
         if cid in self._used:
             return OrderUpdate(cid, request.bot_id, OrderStatus.REJECTED, self._now, "duplicate client order id")
         self._used.add(cid)
-        if request.order_type is not OrderType.MARKET:
+        if request.order_type is not _MARKET:
             return OrderUpdate(cid, request.bot_id, OrderStatus.REJECTED, self._now,
                                "the backtesting-py fill model takes market orders only")
         self._queue.append(request)
-        return OrderUpdate(cid, request.bot_id, OrderStatus.NEW, self._now)
+        return OrderUpdate(cid, request.bot_id, _NEW, self._now)
 
     def cancel_symbol(self, bot_id: int, symbol: str) -> list[OrderUpdate]:
         queue, self._queue = self._queue, []
-        return [self._publish(r, OrderStatus.CANCELLED, self._now, "cancelled") for r in queue]
+        return [self._publish(r, _CANCELLED, self._now, "cancelled") for r in queue]
 
     def set_stop(self, bot_id: int, symbol: str, stop: Decimal | None, target: Decimal | None) -> None:
         if self._trade is not None:
@@ -111,43 +117,63 @@ class BacktestingPyBroker:
     # -- matching ------------------------------------------------------------------------------------
 
     def process_candle(self, candle: Candle) -> None:
-        self._now = candle.close_ts
-        self._bar(candle.ts, candle.open, candle.high, candle.low, candle.close)
+        self.process_bar(candle.ts, candle.close_ts, candle.open, candle.high, candle.low, candle.close)
+
+    def process_bar(self, ts: int, close_ts: int, open_: float, high: float, low: float, close: float) -> None:
+        """`process_candle` from the candle's numbers (a backtest has them without a Candle)."""
+        self._now = close_ts
+        if self._queue:
+            queue, self._queue = self._queue, []
+            for request in queue:
+                self._market(request, ts, open_, close)
+        trade = self._trade
+        if trade is None:
+            if self._cash + 0.0 <= 0:
+                self._out_of_money(self._cash + 0.0, ts, close)
+            return
+        # The position's stop and target, a trade opened at this open included (its entry bar).
+        long = trade.qty > 0
+        stop, target = trade.stop, trade.target
+        if stop is not None and (low <= stop if long else high >= stop):
+            if target is not None and (high >= target if long else low <= target):
+                self.ambiguous_bars += 1
+            self._close(trade.request, min(open_, stop) if long else max(open_, stop), ts, _STOP, f"tt{self._bot_id}-sl-{ts}")
+        elif target is not None and (high >= target if long else low <= target):
+            self._close(trade.request, max(open_, target) if long else min(open_, target), ts, _TARGET,
+                        f"tt{self._bot_id}-tp-{ts}")
+        trade = self._trade
+        equity = self._cash + (close * trade.qty - trade.qty * trade.entry if trade is not None else 0.0)
+        if equity <= 0:
+            self._out_of_money(equity, ts, close)
 
     def finish(self, last: Candle) -> None:
         """finalize_trades: close what is open at the last bar's open, processing the last bar's orders too."""
         if self._trade is not None:
             exit_side = Side.SELL if self._trade.qty > 0 else Side.BUY
             close = OrderRequest(f"tt{self._bot_id}-final", self._bot_id, last.symbol, exit_side, OrderType.MARKET,
-                                 _dec(abs(self._trade.qty)), OrderPurpose.EXIT, reduce_only=True)
+                                 _dec(abs(self._trade.qty)), _EXIT, reduce_only=True)
             self._queue.insert(0, close)
-        self._bar(last.ts, last.open, last.high, last.low, last.close)
+        self.process_bar(last.ts, self._now, last.open, last.high, last.low, last.close)
 
-    def _bar(self, ts: int, open_: float, high: float, low: float, close: float) -> None:
-        queue, self._queue = self._queue, []
-        for request in queue:
-            self._market(request, ts, open_, close)
-        self._contingent(ts, open_, high, low)  # a trade opened at this open included (its entry bar)
-        trade = self._trade
-        equity = self._cash + (close * trade.qty - trade.qty * trade.entry if trade is not None else 0.0)
-        if equity <= 0:
-            if self._trade is not None:
-                self._close(self._trade.request, close, ts, OrderPurpose.EXIT, self._trade.request.client_order_id + "-out")
-            raise OutOfMoney(f"equity {equity:.2f} at {ts}: backtesting.py ends the run")
+    def _out_of_money(self, equity: float, ts: int, close: float) -> None:
+        """Equity at or below zero: what is open closes at the close, and the run ends."""
+        if self._trade is not None:
+            self._close(self._trade.request, close, ts, _EXIT, self._trade.request.client_order_id + "-out")
+        raise OutOfMoney(f"equity {equity:.2f} at {ts}: backtesting.py ends the run")
 
     def _market(self, r: OrderRequest, ts: int, open_: float, close: float) -> None:
         """Fill a market order at the open."""
-        qty = float(r.qty) * r.side.sign
+        qty = float(r.qty) * (1 if r.side is _BUY else -1)
         trade = self._trade
         if trade is not None and trade.qty * qty < 0:
             closing = min(abs(qty), abs(trade.qty))
             self._close(r, open_, ts, r.purpose, r.client_order_id, closing)
             qty += closing * (1 if qty < 0 else -1)
         elif r.reduce_only:
-            self._publish(r, OrderStatus.CANCELLED, ts, "reduce-only order had nothing to reduce")
+            self._publish(r, _CANCELLED, ts, "reduce-only order had nothing to reduce")
             return
         if r.reduce_only or qty == 0:
-            self._publish(r, OrderStatus.FILLED, ts)
+            self._publish(r, _FILLED, ts)
             return
         size = abs(qty)
         price = open_ * (1 + (self._spread if qty > 0 else -self._spread))
@@ -157,29 +183,14 @@ class BacktestingPyBroker:
         used = abs(trade.qty) * close / self._leverage if trade is not None else 0.0
         margin = max(0.0, self._cash + unrealized - used)
         if size * per_unit > margin * self._leverage:
-            self._publish(r, OrderStatus.CANCELLED, ts, "insufficient margin at the fill (backtesting.py cancels it)")
+            self._publish(r, _CANCELLED, ts, "insufficient margin at the fill (backtesting.py cancels it)")
             return
         fee = size * price * self._fee
         self._cash -= fee
         self._trade = _Trade(qty, price, None if r.stop_loss is None else float(r.stop_loss),
                              None if r.take_profit is None else float(r.take_profit), r)
-        self._emit(r, r.side, size, price, fee, ts, r.purpose, r.client_order_id)
-        self._publish(r, OrderStatus.FILLED, ts)
-
-    def _contingent(self, ts: int, open_: float, high: float, low: float) -> None:
-        trade = self._trade
-        if trade is None:
-            return
-        long = trade.qty > 0
-        stop, target = trade.stop, trade.target
-        if stop is not None and (low <= stop if long else high >= stop):
-            if target is not None and (high >= target if long else low <= target):
-                self.ambiguous_bars += 1
-            price = min(open_, stop) if long else max(open_, stop)
-            self._close(trade.request, price, ts, OrderPurpose.STOP, f"tt{self._bot_id}-sl-{ts}")
-        elif target is not None and (high >= target if long else low <= target):
-            price = max(open_, target) if long else min(open_, target)
-            self._close(trade.request, price, ts, OrderPurpose.TARGET, f"tt{self._bot_id}-tp-{ts}")
+        self._emit(r, r.side, size, price, fee, ts, r.purpose, r.client_order_id, False)
+        self._publish(r, _FILLED, ts)
 
     def _close(self, r: OrderRequest, price: float, ts: int, purpose: OrderPurpose, cid: str,
                qty: float | None = None) -> None:
@@ -191,16 +202,19 @@ class BacktestingPyBroker:
         self._cash += sign * size * (price - trade.entry) - fee
         remaining = abs(trade.qty) - size
         self._trade = None if remaining <= 0 else _Trade(sign * remaining, trade.entry, trade.stop, trade.target, trade.request)
-        side = Side.SELL if sign > 0 else Side.BUY
-        self._emit(r, side, size, price, fee, ts, purpose, cid, reduce_only=True)
+        self._emit(r, _SELL if sign > 0 else _BUY, size, price, fee, ts, purpose, cid, True)
 
     def _emit(self, r: OrderRequest, side: Side, qty: float, price: float, fee: float, ts: int, purpose: OrderPurpose,
-              cid: str, reduce_only: bool = False) -> None:
+              cid: str, reduce_only: bool) -> None:
         if self._listener is None:
             return
         self._n_fills += 1
-        self._listener.on_fill(Fill(f"{cid}-f{self._n_fills}", cid, r.bot_id, r.symbol, side, _dec(qty), _dec(price),
-                                    _dec(fee), Liquidity.TAKER, ts, purpose, reduce_only))
+        sizes = self._sizes  # the few sizes a run trades, as Decimals
+        size = sizes.get(qty)
+        if size is None:
+            size = sizes[qty] = Decimal(repr(qty))
+        self._listener.on_fill(Fill(f"{cid}-f{self._n_fills}", cid, r.bot_id, r.symbol, side, size, Decimal(repr(price)),
+                                    Decimal(repr(fee)), _TAKER, ts, purpose, reduce_only))
 
     def _publish(self, r: OrderRequest, status: OrderStatus, ts: int, reason: str = "") -> OrderUpdate:
         update = OrderUpdate(r.client_order_id, r.bot_id, status, ts, reason)

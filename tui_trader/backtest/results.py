@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from tui_trader.backtest.series import Bars
-from tui_trader.engine.cycle import describe_position
-from tui_trader.model import BotState, Decision, DecisionType, Fill, OrderRequest, Phase, Position, Trade
+from tui_trader.model import BotState, Decision, DecisionType, Fill, Trade
 
 ROUTINE = (DecisionType.NO_SETUP, DecisionType.HOLD, DecisionType.WARMING_UP)
 
@@ -69,7 +68,7 @@ class RunResult:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per fill and order: not frozen for speed; treated as read-only
 class Deferred:
     """A decision of the orchestrator's kind, its text written only when someone reads it: the
     arguments are snapshots, so the text is the one it would have had when it was made."""
@@ -81,25 +80,3 @@ class Deferred:
     def build(self) -> Decision:
         return self.build_fn(*self.args)
 
-
-def trade_exited(bot_id: int, trade: Trade) -> Decision:
-    side = "long" if trade.side.sign > 0 else "short"
-    return Decision(bot_id, trade.exit_ts, Phase.FILL, DecisionType.TRADE_EXITED,
-                    f"closed {side} {trade.qty} @ {trade.exit_price} ({trade.exit_reason}): P&L {trade.net_pnl:+.2f}"
-                    f" after {trade.fees:.2f} fees", {"pnl": str(trade.pnl), "fees": str(trade.fees),
-                                                      "reason": trade.exit_reason, "entry_price": str(trade.entry_price),
-                                                      "exit_price": str(trade.exit_price)})
-
-
-def trade_entered(bot_id: int, fill: Fill, position: Position, mark: Decimal) -> Decision:
-    return Decision(bot_id, fill.ts, Phase.FILL, DecisionType.TRADE_ENTERED, f"entered {describe_position(position, mark)}",
-                    {"price": str(fill.price), "qty": str(fill.qty), "fee": str(fill.fee)})
-
-
-def order_placed(bot_id: int, ts: int, request: OrderRequest) -> Decision:
-    levels = f", stop {request.stop_loss}, target {request.take_profit}" if request.stop_loss else ""
-    return Decision(
-        bot_id, ts, Phase.EXECUTE, DecisionType.ORDER_PLACED,
-        f"{request.purpose.value}: {request.order_type.value.lower()} {request.side.value.lower()} {request.qty}"
-        f" {request.symbol}{' reduce-only' if request.reduce_only else ''}{levels}",
-        {"client_order_id": request.client_order_id, "qty": str(request.qty)})

@@ -26,24 +26,26 @@ from __future__ import annotations
 
 import gc
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 from decimal import Decimal
 
 import numpy as np
 
 from tui_trader.backtest.btpy import BacktestingPyBroker, OutOfMoney
-from tui_trader.backtest.regimes import regime_series
+from tui_trader.backtest.regimes import REGIMES, RegimeSeries, regime_series
 from tui_trader.backtest.results import RunResult, Segment
-from tui_trader.backtest.series import Bars, aggregate
-from tui_trader.backtest.session import DAY_MS, BotSession, FillSettings, Intent
+from tui_trader.backtest.series import FIELDS, Bars, aggregate
+from tui_trader.backtest.session import DAY_MS, BotSession, FillSettings
 from tui_trader.engine.cycle import BotProfile
 from tui_trader.engine.orchestrator import collector_paused
 from tui_trader.exchange.paper import PaperExchange
-from tui_trader.model import Candle, DecisionType, Regime, timeframe_ms
+from tui_trader.model import Candle, DecisionType, timeframe_ms
 from tui_trader.regime import RegimeTracker
 from tui_trader.strategy import Strategy
 
 Progress = Callable[[int, int], None]
+_NO_SETUP, _HOLD = DecisionType.NO_SETUP, DecisionType.HOLD
 
 
 class Backtest(BotSession):
@@ -66,8 +68,9 @@ class Backtest(BotSession):
         self.bot_bars, emitted = self.series[profile.timeframe]
         self.same_timeframe = self.bot_bars is bars  # the bot's candles are the base bars themselves
         self.bot_emitted = emitted
-        self.bot_index_at = np.full(len(bars), -1, dtype=np.int64)  # base bar -> the bot candle it emits
-        self.bot_index_at[emitted] = np.arange(len(emitted))
+        bot_index_at = np.full(len(bars), -1, dtype=np.int64)  # base bar -> the bot candle it emits
+        bot_index_at[emitted] = np.arange(len(emitted))
+        self._bot_index_at = memoryview(bot_index_at)
         # Candles of the other timeframes the strategy reads, by the base bar that emits them, highest first:
         # the orchestrator updates them before it runs the bot's cycle.
         self.other_at: dict[int, list[tuple[str, int]]] = {}
@@ -77,15 +80,17 @@ class Backtest(BotSession):
         self.mask = strategy.precompute(self.bot_bars.columns()) if fast else None
         self.fast = self.mask is not None
         self.cycle_hot: list[bool] = []  # fast path: bot candles on which the cycle can do more than its routine
-        self._warming = False
+        self._hot: list[bool] | None = None  # cycle_hot while the fast path may count routine candles; else None
         risk = profile.risk
         self.watch_bot_bars = bool(risk.breakeven_r or risk.trail_atr_mult or risk.time_stop_bars)
         self.tracker: RegimeTracker | None = None
-        self.regime_list: list[Regime] = []
-        self.regime_atr: list[float] = []
-        self.regime_of: Callable[[int], dict[str, float] | None] = lambda j: None
-        self._lists = (bars.ts.tolist(), bars.open.tolist(), bars.high.tolist(), bars.low.tolist(),
-                       bars.close.tolist(), bars.volume.tolist())
+        self.regimes: RegimeSeries | None = None
+        # The columns as memoryviews: an item reads as a Python int or float, and nothing is converted up front.
+        self._lists = tuple(memoryview(np.ascontiguousarray(getattr(bars, f), np.int64 if f == "ts" else np.float64))
+                            for f in FIELDS)
+        # The backtesting-py model matches plain numbers; the paper exchange takes candles.
+        self._match = self.exchange.process_bar if isinstance(self.exchange, BacktestingPyBroker) else None
+        self._levels: tuple[object, ...] = (None, None, None, 0.0, 0.0)  # stop, target, side and their float bounds
 
     # -- the run --------------------------------------------------------------------------------------
 
@@ -134,13 +139,12 @@ class Backtest(BotSession):
         self._processed = 0
         j_start = int(np.searchsorted(self.bot_emitted, self.start, "left"))  # bot candles emitted before start
         if self.fast:
-            rs = regime_series(self.bot_bars.high, self.bot_bars.low, self.bot_bars.close)
-            self.regime_list, self.regime_atr, self.regime_of = rs.regimes, rs.atr, rs.features
-            self.regime_codes = rs.codes
+            rs = self.regimes = regime_series(self.bot_bars.high, self.bot_bars.low, self.bot_bars.close)
+            self._regime_codes, self._regime_atr = memoryview(rs.codes), memoryview(rs.atr)
             if j_start:
                 self.strategy.update(self.bot_bars.candle(j_start - 1))
                 self.strategy.ready()
-                self.cycle.regime = rs.regimes[j_start - 1]
+                self.cycle.regime = REGIMES[self._regime_codes[j_start - 1]]
         else:
             history = {tf: s.candles(0, int(np.searchsorted(at, self.start, "left"))) for tf, (s, at) in self.series.items()}
             self.tracker = RegimeTracker()
@@ -158,47 +162,51 @@ class Backtest(BotSession):
         self._segment(self.start)
 
     def _run_fast(self, n: int) -> bool:
-        assert self.mask is not None
+        assert self.mask is not None and self.regimes is not None
         static = np.zeros(n, dtype=bool)
         emitted, mask = self.bot_emitted, self.mask
-        codes = self.regime_codes
+        codes = self.regimes.codes
         changed = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
-        self.cycle_hot = (mask | changed).tolist()
-        static[emitted[mask | changed]] = True
-        close_ts = self.bars.ts + timeframe_ms(self.bars.timeframe)
-        static[close_ts % DAY_MS == 0] = True  # the risk pass starts a trading day
+        hot = mask | changed
+        self.cycle_hot = hot.tolist()
+        static[emitted[hot]] = True
+        if self.watch_limits:
+            close_ts = self.bars.ts + timeframe_ms(self.bars.timeframe)
+            static[close_ts % DAY_MS == 0] = True  # the risk pass starts a trading day
         static[self.start:self.start + 1] = True
-        ticks = np.flatnonzero(static[self.start:]) + self.start
-        is_emission = np.zeros(n, dtype=bool)
-        is_emission[emitted] = True
-        self._emission_count = np.cumsum(is_emission)  # bot candles emitted up to and including bar k
-        risk = self.profile.risk
-        watch_all = bool(risk.daily_loss_pct or risk.max_drawdown_pct)
-        watch_bot_bars = self.watch_bot_bars
-        cursor = 0
+        ticks = (np.flatnonzero(static[self.start:]) + self.start).tolist()
+        n_ticks = len(ticks)
+        if not self.same_timeframe:
+            is_emission = np.zeros(n, dtype=bool)
+            is_emission[emitted] = True
+            self._emission_count = memoryview(np.cumsum(is_emission))  # bot candles emitted up to and including bar k
+        watch_all = self.watch_limits
+        ledger, orders, tick, skip, strategy = self.ledger, self.orders, self._tick, self._skip, self.strategy
+        next_event = self._next_position_event
         k = self.start
+        cursor = 0
         last_report = k
         try:
             while k < n:
-                self._warming = True
-                while k < n and not self.strategy.ready():
-                    self._tick(k)  # every bar through the cycle until the strategy has its lookback
+                if not strategy.ready():
+                    self._hot = None
+                    while k < n and not strategy.ready():
+                        tick(k)  # every bar through the cycle until the strategy has its lookback
+                        k += 1
+                    if k >= n:
+                        break
+                self._hot = self.cycle_hot
+                tick(k)
+                if orders:  # a working order: the exchange can fill it on the next bar
                     k += 1
-                self._warming = False
-                if k >= n:
-                    break
-                self._tick(k)
-                while cursor < len(ticks) and ticks[cursor] <= k:
-                    cursor += 1
-                nxt = int(ticks[cursor]) if cursor < len(ticks) else n
-                position = self.ledger.position
-                if self.orders or (position.qty and watch_all) or k + 1 >= nxt:
-                    nxt = k + 1
-                elif position.qty:
-                    nxt = self._next_position_event(k, nxt, position.qty > 0, position.stop_price,
-                                                    position.target_price, watch_bot_bars)
+                    continue
+                cursor = bisect_right(ticks, k, cursor)
+                nxt = ticks[cursor] if cursor < n_ticks else n
                 if nxt > k + 1:
-                    self._skip(k + 1, nxt)
+                    if ledger.position.qty:
+                        nxt = k + 1 if watch_all else next_event(k, nxt)
+                    if nxt > k + 1:
+                        skip(k + 1, nxt)
                 k = nxt
                 if self.progress is not None and k - last_report >= 8192:
                     last_report = k
@@ -207,26 +215,37 @@ class Backtest(BotSession):
             return True
         return False
 
-    def _next_position_event(self, k: int, limit: int, long: bool, stop: Decimal | None, target: Decimal | None,
-                             watch_bot_bars: bool) -> int:
+    def _next_position_event(self, k: int, limit: int) -> int:
         """The first base bar after k (before `limit`) on which the open position can fill or needs the cycle."""
-        if watch_bot_bars:
+        if self.watch_bot_bars:
             at = int(np.searchsorted(self.bot_emitted, k + 1, "left"))
             if at < len(self.bot_emitted):
                 limit = min(limit, int(self.bot_emitted[at]))
         if limit <= k + 1:
             return limit
         lo, hi = k + 1, limit
-        # Conservative float bounds around the exact Decimal levels: a bar flagged needlessly is only processed.
-        s = -math.inf if stop is None else float(stop) * (1 + 1e-9 if long else 1 - 1e-9)
-        t = math.inf if target is None else float(target) * (1 - 1e-9 if long else 1 + 1e-9)
-        if not long:
-            s, t = (math.inf if stop is None else s), (-math.inf if target is None else t)
+        position = self.ledger.position
+        long = position.qty > 0
+        stop, target = position.stop_price, position.target_price
+        levels = self._levels
+        if levels[0] is not stop or levels[1] is not target or levels[2] is not long:
+            # Conservative float bounds around the exact Decimal levels: a bar flagged needlessly is only processed.
+            s = -math.inf if stop is None else float(stop) * (1 + 1e-9 if long else 1 - 1e-9)
+            t = math.inf if target is None else float(target) * (1 - 1e-9 if long else 1 + 1e-9)
+            if not long:
+                s, t = (math.inf if stop is None else s), (-math.inf if target is None else t)
+            levels = self._levels = (stop, target, long, s, t)
+        s, t = levels[3], levels[4]
         _, _, high, low, _, _ = self._lists
         if hi - lo <= 64:  # the usual case: a short stretch, cheaper in plain Python than through numpy
-            for i in range(lo, hi):
-                if (low[i] <= s or high[i] >= t) if long else (high[i] >= s or low[i] <= t):
-                    return i
+            if long:
+                for i in range(lo, hi):
+                    if low[i] <= s or high[i] >= t:
+                        return i
+            else:
+                for i in range(lo, hi):
+                    if high[i] >= s or low[i] <= t:
+                        return i
             return hi
         lows, highs = self.bars.low[lo:hi], self.bars.high[lo:hi]
         hit = ((lows <= s) | (highs >= t)) if long else ((highs >= s) | (lows <= t))
@@ -235,14 +254,16 @@ class Backtest(BotSession):
 
     def _skip(self, lo: int, hi: int) -> None:
         """Bars lo..hi-1 on which nothing but the routine happens: count it, carry the high-water mark."""
-        count = int(self._emission_count[hi - 1] - self._emission_count[lo - 1])
+        count = hi - lo if self.same_timeframe else int(self._emission_count[hi - 1] - self._emission_count[lo - 1])
         ledger = self.ledger
         position = ledger.position
         if not position.qty:
-            self.routine[DecisionType.NO_SETUP] += count
+            self.routine[_NO_SETUP] += count
             return
-        self.routine[DecisionType.HOLD] += count
+        self.routine[_HOLD] += count
         self.cycle.bars_in_position += count
+        if not self.watch_limits:
+            return
         closes = self._lists[4][lo:hi]
         best = max(closes) if position.qty > 0 else min(closes)
         qty, entry = float(position.qty), float(position.entry_price)
@@ -256,46 +277,72 @@ class Backtest(BotSession):
         return Candle(self.symbol, self.bars.timeframe, ts[k], o[k], h[k], lo[k], c[k], v[k])
 
     def _tick(self, k: int) -> None:
+        """Base bar k in the orchestrator's order: the exchange matches it, its events are booked, the
+        risk pass runs, and the cycle on the bot's candle that closes with it (or its routine, counted)."""
         self._processed += 1
-        candle = self._candle(k)
-        self.exchange.process_candle(candle)
-        self._close = candle.close
-        self.mark = None  # the close on the tick grid, when something needs it (`_mark`)
-        self.now_ts = max(self.now_ts, candle.ts + self._base_ms)
-        booked = self._book()
-        if booked:
-            position = self.ledger.position
-            self._books_f = (float(position.qty), float(position.entry_price), float(self.ledger.wallet))
-        self._risk_pass()
-        for tf, j in self.other_at.get(k, ()):
-            self.cycle.on_other_timeframe(self.series[tf][0].candle(j))
-        j = int(self.bot_index_at[k])
+        ts_, open_, high_, low_, close_, _ = self._lists
+        ts, close = ts_[k], close_[k]
+        close_ts = ts + self._base_ms
+        match = self._match
+        if match is not None:
+            candle = None
+            match(ts, close_ts, open_[k], high_[k], low_[k], close)
+        else:
+            candle = self._candle(k)
+            self.exchange.process_candle(candle)
+        self._close = close
+        self.mark = self.equity = None  # the close on the tick grid and the equity at it, when needed
+        if close_ts > self.now_ts:
+            self.now_ts = close_ts
+        listener = self.listener
+        booked = self._book() if listener.fills or listener.updates else False
+        if self.watch_limits:
+            self._risk_pass()
+        if self.other_at:
+            for tf, i in self.other_at.get(k, ()):
+                self.cycle.on_other_timeframe(self.series[tf][0].candle(i))
+        j = self._bot_index_at[k]
         if j >= 0:
-            if self.fast and not self._warming and not self.cycle_hot[j] and not (
-                    self.watch_bot_bars and self.ledger.position.qty):
-                self._routine(j)
+            hot = self._hot
+            if hot is not None and not hot[j] and not (self.watch_bot_bars and self.ledger.position.qty):
+                # The decision the cycle is known to reach on a quiet candle, counted instead of built.
+                cycle = self.cycle
+                if self.ledger.position.qty:
+                    cycle.bars_in_position += 1
+                    self.routine[_HOLD] += 1
+                else:
+                    cycle.bars_in_position = 0
+                    self.routine[_NO_SETUP] += 1
             else:
-                pending: list[Intent] = []
-                self._cycle(candle if self.same_timeframe else self.bot_bars.candle(j), j, pending)
-                booked |= self._send(pending)
+                if self.same_timeframe:
+                    self._cycle(candle or self._candle(k), j, self._mark())
+                else:
+                    self._cycle(self.bot_bars.candle(j), j, None)
+                if self._intents and self._send():
+                    booked = True
         if booked or k == self.start:
             self._segment(k)
 
-    def _routine(self, j: int) -> None:
-        """The decision the cycle is known to reach on a quiet candle, counted instead of built."""
-        in_position = bool(self.ledger.position.qty)
-        self.cycle.bars_in_position = self.cycle.bars_in_position + 1 if in_position else 0
-        self.routine[DecisionType.HOLD if in_position else DecisionType.NO_SETUP] += 1
-
     def _segment(self, k: int) -> None:
-        position = self.ledger.position
-        seg = Segment(k, float(self.ledger.wallet), float(position.qty), float(position.entry_price))
-        self._books_f = (seg.qty, seg.entry, seg.wallet)
-        if self.segments and self.segments[-1].start == k:
-            self.segments[-1] = seg
-        elif not self.segments or (self.segments[-1].wallet, self.segments[-1].qty, self.segments[-1].entry) != (
-                seg.wallet, seg.qty, seg.entry):
-            self.segments.append(seg)
+        """The books from bar k on (the equity curve's), when they changed."""
+        ledger = self.ledger
+        position = ledger.position
+        wallet = float(ledger.wallet)
+        if position.qty:
+            qty, entry = float(position.qty), float(position.entry_price)
+        else:
+            qty = entry = 0.0
+        if self.watch_limits:
+            self._books_f = (qty, entry, wallet)
+        segments = self.segments
+        if segments:
+            last = segments[-1]
+            if last.start == k:
+                segments[-1] = Segment(k, wallet, qty, entry)
+                return
+            if last.wallet == wallet and last.qty == qty and last.entry == entry:
+                return
+        segments.append(Segment(k, wallet, qty, entry))
 
     def _finish(self, last: int) -> None:
         """backtesting.py's finalize_trades: the last bar is matched once more with the close orders."""
@@ -306,15 +353,15 @@ class Backtest(BotSession):
 
     # -- the orchestrator's steps for one bot ----------------------------------------------------------
 
-    def _cycle(self, candle: Candle, j: int, pending: list[Intent]) -> None:
+    def _cycle(self, candle: Candle, j: int, close: Decimal | None) -> None:
         if self.tracker is not None:
             self.tracker.update(candle)
             regime, features, atr = self.tracker.regime, self.tracker.features_dict, self.tracker.atr
         else:
-            regime, atr = self.regime_list[j], self.regime_atr[j]
+            regime, atr = REGIMES[self._regime_codes[j]], self._regime_atr[j]
             # The features only go into a REGIME_CHANGED decision's details: built when one is due.
-            features = self.regime_of(j) if regime is not self.cycle.regime else None
-        self._run_cycle(candle, regime, features, atr, pending)
+            features = self.regimes.features(j) if regime is not self.cycle.regime else None  # type: ignore[union-attr]
+        self._run_cycle(candle, regime, features, atr, close)
 
 
 def run_backtest(bars: Bars, profile: BotProfile, make_strategy: Callable[[], Strategy], fills: FillSettings,

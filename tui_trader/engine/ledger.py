@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from tui_trader.model import ZERO, Fill, Position, Side, Trade, to_usdt
+from tui_trader.model import BUY, SELL, ZERO, Fill, Position, Trade, to_usdt
 from tui_trader.store.records import LedgerRecord
 
 
@@ -55,36 +55,42 @@ class BotLedger:
     def apply_fill(self, fill: Fill, exit_reason: str) -> list[Trade]:
         """Book a fill; return the trades it closed (one, or none when it opens or adds)."""
         pos = self.position
-        self.fees += fill.fee
-        signed = fill.qty * fill.side.sign
-        if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
-            self._add(fill, signed, fill.fee)
+        fee, qty = fill.fee, fill.qty
+        self.fees += fee
+        buy = fill.side is BUY
+        held = pos.qty
+        if not held or (held > 0) is buy:
+            self._add(fill, qty if buy else -qty, fee)
             return []
-        closing = min(abs(pos.qty), fill.qty)
-        closing_fee = to_usdt(fill.fee * closing / fill.qty)
-        entry_fee_share = to_usdt(pos.entry_fees * closing / abs(pos.qty))
-        entry_side = Side.BUY if pos.qty > 0 else Side.SELL
-        pnl = to_usdt((fill.price - pos.entry_price) * closing * entry_side.sign)
-        trade = Trade(self.bot_id, self.symbol, entry_side, closing, pos.entry_price, fill.price, pos.opened_ts, fill.ts,
-                      pnl, entry_fee_share + closing_fee, exit_reason)
+        size = abs(held)
+        closing = min(size, qty)
+        closing_fee = to_usdt(fee * closing / qty)
+        entry_fee_share = to_usdt(pos.entry_fees * closing / size)
+        long = held > 0
+        gross = (fill.price - pos.entry_price) * closing
+        pnl = to_usdt(gross if long else gross * -1)  # -1 keeps the sign of a zero P&L as it was (-0)
+        fees = entry_fee_share + closing_fee
+        trade = Trade(self.bot_id, self.symbol, BUY if long else SELL, closing, pos.entry_price, fill.price, pos.opened_ts,
+                      fill.ts, pnl, fees, exit_reason)
+        net = pnl - fees
         self.realized_pnl += pnl
         self.trades += 1
-        self.wins += trade.net_pnl > 0
-        self.loss_streak = self.loss_streak + 1 if trade.net_pnl < 0 else 0
-        remaining = abs(pos.qty) - closing
+        self.wins += net > 0
+        self.loss_streak = self.loss_streak + 1 if net < 0 else 0
+        remaining = size - closing
         if remaining:
-            pos.qty = remaining * entry_side.sign
+            pos.qty = remaining if long else -remaining
             pos.entry_fees -= entry_fee_share
         else:
             self.position = Position(self.bot_id, self.symbol)
-            leftover = fill.qty - closing
+            leftover = qty - closing
             if leftover:  # the fill flipped the position: the rest opens the other side
-                self._add(fill, leftover * fill.side.sign, fill.fee - closing_fee)
+                self._add(fill, leftover if buy else -leftover, fee - closing_fee)
         return [trade]
 
     def _add(self, fill: Fill, signed: Decimal, fee: Decimal) -> None:
         pos = self.position
-        if pos.qty == 0:
+        if not pos.qty:
             pos.qty, pos.entry_price, pos.opened_ts, pos.entry_fees = signed, fill.price, fill.ts, fee
             return
         total = pos.qty + signed

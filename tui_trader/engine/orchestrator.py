@@ -27,7 +27,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 
 from tui_trader.config import AppConfig
-from tui_trader.engine.cycle import CancelOrders, CycleContext, CycleResult, Intent, MoveStop, PlaceOrder, describe_position
+from tui_trader.engine.booking import book_fill, order_cancelled, order_placed, order_rejected, trade_entered, trade_exited
+from tui_trader.engine.cycle import CancelOrders, CycleContext, CycleResult, Intent, MoveStop, PlaceOrder
 from tui_trader.engine.events import DecisionEvent, EventBus, FillEvent, TickEvent, TradeEvent
 from tui_trader.engine.history import EngineHistory
 from tui_trader.engine.restore import restore_engine
@@ -52,7 +53,7 @@ from tui_trader.model import (
     Phase,
 )
 from tui_trader.regime import RegimeTracker
-from tui_trader.risk import Exposure, loss_breach
+from tui_trader.risk import Exposure
 from tui_trader.store import Batch, Store
 from tui_trader.strategy import StrategyRegistry
 
@@ -320,18 +321,11 @@ class Engine(EngineHistory, RiskControl):
         ack = await self.exchange.place_order(request)
         if ack.status is OrderStatus.REJECTED:
             self.close_order(bot, order, OrderStatus.REJECTED, ack.reason, batch)
-            self.record_decision(bot, Decision(bot.id, self.now_ts, Phase.EXECUTE, DecisionType.ORDER_REJECTED,
-                                               f"{request.purpose.value} order rejected: {ack.reason}",
-                                               {"client_order_id": request.client_order_id}), batch)
+            self.record_decision(bot, order_rejected(bot.id, self.now_ts, request, ack.reason), batch)
             return
         order.status, order.updated_ts = OrderStatus.NEW, self.now_ts
         batch.orders.append((order, bot.order_seqs[order.client_order_id]))
-        levels = f", stop {request.stop_loss}, target {request.take_profit}" if request.stop_loss else ""
-        self.record_decision(bot, Decision(
-            bot.id, self.now_ts, Phase.EXECUTE, DecisionType.ORDER_PLACED,
-            f"{request.purpose.value}: {request.order_type.value.lower()} {request.side.value.lower()} {request.qty}"
-            f" {request.symbol}{' reduce-only' if request.reduce_only else ''}{levels}",
-            {"client_order_id": request.client_order_id, "qty": str(request.qty)}), batch)
+        self.record_decision(bot, order_placed(bot.id, self.now_ts, request), batch)
 
     async def _cancel_all(self, bot: BotRuntime, batch: Batch) -> None:
         for order in list(bot.orders.values()):
@@ -364,47 +358,28 @@ class Engine(EngineHistory, RiskControl):
                 continue
             if update.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
                 self.close_order(bot, order, update.status, update.reason, batch)
-                self.record_decision(bot, Decision(bot.id, update.ts, Phase.EXECUTE, DecisionType.ORDER_CANCELLED,
-                                                   f"{order.request.purpose.value} order {update.status.value.lower()}: {update.reason}",
-                                                   {"client_order_id": update.client_order_id}), batch)
+                self.record_decision(bot, order_cancelled(bot.id, update.ts, order, update.status, update.reason), batch)
             elif update.status is OrderStatus.FILLED:
                 self.close_order(bot, order, OrderStatus.FILLED, "", batch)
         self.finish_flattening(batch)
 
     def _book_fill(self, bot: BotRuntime, fill: Fill, batch: Batch) -> None:
-        ledger = bot.ledger
-        side_before = ledger.position.side
-        reason = "reverse" if fill.purpose is OrderPurpose.ENTRY else fill.purpose.value  # an entry that closes flips
-        trades = ledger.apply_fill(fill, reason)
-        order = bot.orders.get(fill.client_order_id)
-        if order is not None:
-            order.filled_qty += fill.qty
-            order.avg_fill_price = fill.price
+        ledger, profile = bot.ledger, bot.profile
+        trades, entered, cooldown = book_fill(ledger, bot.orders.get(fill.client_order_id), fill, profile.risk,
+                                              profile.timeframe_ms, bot.id)
+        if cooldown is not None:
+            self.record_decision(bot, cooldown, batch)
         position = ledger.position
-        if position.is_open and order is not None and order.request.purpose is OrderPurpose.ENTRY:
-            position.stop_price, position.target_price = order.request.stop_loss, order.request.take_profit
-            position.initial_stop = order.request.stop_loss
-        if trades:
-            self.start_cooldown(bot, fill.ts, batch)
         batch.fills.append(fill)
         batch.trades.extend(trades)
         batch.positions.append(position)
         batch.ledgers.append((ledger.record(), fill.ts))
         self.bus.publish(FillEvent(bot.name, fill))
-        mark = self.marks.get(bot.profile.symbol, fill.price)
         for trade in trades:
             self.bus.publish(TradeEvent(bot.name, trade))
-            side = "long" if trade.side.sign > 0 else "short"
-            self.record_decision(bot, Decision(
-                bot.id, fill.ts, Phase.FILL, DecisionType.TRADE_EXITED,
-                f"closed {side} {trade.qty} @ {trade.exit_price} ({trade.exit_reason}): P&L {trade.net_pnl:+.2f}"
-                f" after {trade.fees:.2f} fees", {"pnl": str(trade.pnl), "fees": str(trade.fees), "reason": trade.exit_reason,
-                                                  "entry_price": str(trade.entry_price), "exit_price": str(trade.exit_price)}), batch)
-        if position.is_open and (position.side is not side_before or not trades):
-            self.record_decision(bot, Decision(
-                bot.id, fill.ts, Phase.FILL, DecisionType.TRADE_ENTERED,
-                f"entered {describe_position(position, mark)}",
-                {"price": str(fill.price), "qty": str(fill.qty), "fee": str(fill.fee)}), batch)
+            self.record_decision(bot, trade_exited(bot.id, trade), batch)
+        if entered:
+            self.record_decision(bot, trade_entered(bot.id, fill, position, self.marks.get(profile.symbol, fill.price)), batch)
 
     # -- decisions ----------------------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from tui_trader.engine.control import Control
 from tui_trader.engine.cycle import Intent, flatten_intents
 from tui_trader.engine.runtime import BotRuntime
-from tui_trader.model import ZERO, BotState, Decision, DecisionType, Phase
+from tui_trader.model import ZERO, BotState
 from tui_trader.risk import Exposure, loss_breach
 from tui_trader.store import Batch
 
@@ -151,19 +151,6 @@ class RiskControl(Control):
             if bot.ledger.position.is_open or bot.orders:
                 for intent in flatten_intents(bot.profile, bot.ledger.position, bot.next_seq):
                     self.stage(bot, intent, batch, pending)
-
-    def start_cooldown(self, bot: BotRuntime, ts: int, batch: Batch) -> None:
-        """After a closed trade: a loss streak that reached the profile's count pauses entries."""
-        ledger, risk = bot.ledger, bot.profile.risk
-        if not risk.cooldown_losses or ledger.loss_streak < risk.cooldown_losses:
-            return
-        streak, ledger.loss_streak = ledger.loss_streak, 0
-        ledger.cooldown_until = ts + risk.cooldown_candles * bot.profile.timeframe_ms
-        until = datetime.fromtimestamp(ledger.cooldown_until / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        self.record_decision(bot, Decision(
-            bot.id, ts, Phase.FILL, DecisionType.COOLDOWN,
-            f"{streak} consecutive losses: no entries for {risk.cooldown_candles} candles (until {until})",
-            {"losses": streak, "until": ledger.cooldown_until}), batch)
 
     # -- operator resumes re-base the limit that paused ----------------------------------------------
 
