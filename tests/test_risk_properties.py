@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tui_trader.config import DEFAULT_INSTRUMENTS, RISK_PRESETS, RiskProfile
 from tui_trader.model import Instrument, Side
-from tui_trader.risk import Exposure, LossLimits, loss_breach, size_position, tightened_stop
+from tui_trader.risk import Exposure, LossLimits, exact_levels, loss_breach, protective_levels, size_position, tightened_stop
 
 FAST = settings(max_examples=200, deadline=None)
 SIDES = st.sampled_from(Side)
@@ -194,3 +194,27 @@ def test_sizing_on_the_qty_grid_or_blocked_by_the_named_cap(inst: Instrument, si
     else:
         assert s.qty == floored and s.qty % inst.qty_step == 0
         assert s.qty >= inst.min_qty and s.qty * entry >= inst.min_notional
+
+
+TICKS = st.sampled_from([D("0.01"), D("0.1"), D("0.10"), D("0.5"), D(1), D("0.0001"), D("0.00000001")])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(tick=TICKS, side=SIDES, entry_ticks=st.integers(1, 10**9), atr_ticks=st.floats(0.01, 10**6),
+       jitter=st.sampled_from([0.0, 0.5, 1e-13, -1e-13, 0.5 + 1e-13, 0.5 - 1e-13]),
+       mult=st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 0.1, 1.3]), r=st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0, 1.1, 2.7]))
+@example(tick=D("0.01"), side=Side.BUY, entry_ticks=4300512, atr_ticks=1000.25, jitter=0.0, mult=2.0, r=1.5)
+def test_atr_levels_from_tick_counts_equal_the_decimal_path_digit_for_digit(
+        tick: D, side: Side, entry_ticks: int, atr_ticks: float, jitter: float, mult: float, r: float) -> None:
+    """The float fast path gives the exact path's stop and target, the same digits (str) included, or
+    the same refusal; levels that land on a half tick or on the grid (the jitter puts them there) too."""
+    entry = entry_ticks * tick
+    atr = float((atr_ticks + jitter) * float(tick)) / mult
+    profile = RiskProfile(risk_per_trade_pct=1, stop_atr_mult=mult, take_profit_r=r, max_leverage=10, max_position_pct=50)
+    inst = Instrument("X", tick, D("0.001"), D("0.001"), D(0), D(100))
+    fast = protective_levels(side, entry, profile, inst, atr, None, None)
+    reference = exact_levels(side, entry, profile, inst, atr, None, None)
+    if isinstance(reference, str):
+        assert fast == reference
+    else:
+        assert [str(x) for x in fast] == [str(x) for x in reference]  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ setup is blocked with that reason.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -49,6 +50,52 @@ class Sizing:
 def protective_levels(side: Side, entry: Decimal, profile: RiskProfile, instrument: Instrument,
                       atr: float | None, stop: float | None, target: float | None) -> tuple[Decimal, Decimal] | str:
     """(stop, target) on the tick grid, or the reason they cannot be set."""
+    if stop is None and target is None and atr is not None and 0 < atr < math.inf:
+        levels = _atr_levels(side is BUY, entry, profile, instrument, atr)
+        if levels is not None:
+            return levels
+    return exact_levels(side, entry, profile, instrument, atr, stop, target)
+
+
+@cache
+def _tick_float(tick: Decimal) -> float:
+    return float(tick)
+
+
+def _atr_levels(long: bool, entry: Decimal, profile: RiskProfile, instrument: Instrument,
+                atr: float) -> tuple[Decimal, Decimal] | None:
+    """The profile's ATR stop and R target as `exact_levels` gives them, counted in ticks with floats
+    (a backtest sizes an entry per signal; this is a third of the Decimal path's time). None where
+    the float count could differ from the exact one: a level within a hair of a half tick (the
+    rounding could go either way) or of the grid (the exact path keeps an on-grid price's own
+    digits), an entry off the grid, or a level it refuses (its reason comes from the exact path)."""
+    tick = instrument.tick_size
+    tick_f = _tick_float(tick)
+    e = float(entry) / tick_f
+    m = round(e)
+    tol = 1e-12 * abs(e) + 1e-9  # float error here is a few ulps of e: far below this
+    if abs(e - m) > tol:
+        return None
+    offset = atr * profile.stop_atr_mult / tick_f
+    x = e - offset if long else e + offset
+    n = round(x)
+    if abs(x - n) < tol or abs(abs(x - n) - 0.5) < tol or n <= 0:
+        return None
+    distance = m - n if long else n - m
+    if distance <= 0:
+        return None
+    y = m + distance * profile.take_profit_r if long else m - distance * profile.take_profit_r
+    t = round(y)
+    if abs(abs(y - t) - 0.5) < tol or (t - m if long else m - t) <= 0:
+        return None
+    # An R multiple's Decimal has a fractional digit ("3.0"): the exact target always has more digits
+    # than the tick, so the exact path writes it as a count of ticks too, whether or not it is on the grid.
+    return Decimal(n) * tick, Decimal(t) * tick
+
+
+def exact_levels(side: Side, entry: Decimal, profile: RiskProfile, instrument: Instrument,
+                 atr: float | None, stop: float | None, target: float | None) -> tuple[Decimal, Decimal] | str:
+    """`protective_levels` in Decimal arithmetic throughout (the reference of the float path)."""
     sign = 1 if side is BUY else -1
     if stop is None:
         if atr is None or not atr > 0:
