@@ -73,6 +73,7 @@ class BacktestingPyBroker:
         self._spread = float(spread)
         self._listener: ExchangeListener | None = None
         self._bot_id = 0
+        self._sl_id = self._tp_id = ""  # the prefixes of the position stop's and target's fill ids
         self._cash = 0.0
         self._leverage = 1.0
         self._trade: _Trade | None = None
@@ -81,6 +82,8 @@ class BacktestingPyBroker:
         self._now = 0
         self._n_fills = 0
         self._sizes: dict[float, Decimal] = {}
+        # The last price and fee converted: a reversal's two legs often share them (the open, an equal size).
+        self._price_f, self._price, self._fee_f, self._fee_d = 0.0, Decimal(0), 0.0, Decimal(0)
         self.ambiguous_bars = 0  # not modelled: backtesting.py assumes the stop
 
     def set_listener(self, listener: ExchangeListener) -> None:
@@ -91,6 +94,7 @@ class BacktestingPyBroker:
 
     def ensure_account(self, bot_id: int, balance: Decimal, leverage: Decimal) -> None:
         self._bot_id, self._cash, self._leverage = bot_id, float(balance), float(leverage)
+        self._sl_id, self._tp_id = f"tt{bot_id}-sl-", f"tt{bot_id}-tp-"
 
     # -- orders --------------------------------------------------------------------------------------
 
@@ -137,10 +141,10 @@ class BacktestingPyBroker:
         if stop is not None and (low <= stop if long else high >= stop):
             if target is not None and (high >= target if long else low <= target):
                 self.ambiguous_bars += 1
-            self._close(trade.request, min(open_, stop) if long else max(open_, stop), ts, _STOP, f"tt{self._bot_id}-sl-{ts}")
+            self._close(trade.request, min(open_, stop) if long else max(open_, stop), ts, _STOP, f"{self._sl_id}{ts}")
         elif target is not None and (high >= target if long else low <= target):
             self._close(trade.request, max(open_, target) if long else min(open_, target), ts, _TARGET,
-                        f"tt{self._bot_id}-tp-{ts}")
+                        f"{self._tp_id}{ts}")
         trade = self._trade
         equity = self._cash + (close * trade.qty - trade.qty * trade.entry if trade is not None else 0.0)
         if equity <= 0:
@@ -190,7 +194,8 @@ class BacktestingPyBroker:
         self._trade = _Trade(qty, price, None if r.stop_loss is None else float(r.stop_loss),
                              None if r.take_profit is None else float(r.take_profit), r)
         self._emit(r, r.side, size, price, fee, ts, r.purpose, r.client_order_id, False)
-        self._publish(r, _FILLED, ts)
+        if self._listener is not None:
+            self._listener.on_order_update(OrderUpdate(r.client_order_id, r.bot_id, _FILLED, ts))
 
     def _close(self, r: OrderRequest, price: float, ts: int, purpose: OrderPurpose, cid: str,
                qty: float | None = None) -> None:
@@ -206,15 +211,20 @@ class BacktestingPyBroker:
 
     def _emit(self, r: OrderRequest, side: Side, qty: float, price: float, fee: float, ts: int, purpose: OrderPurpose,
               cid: str, reduce_only: bool) -> None:
-        if self._listener is None:
+        listener = self._listener
+        if listener is None:
             return
-        self._n_fills += 1
-        sizes = self._sizes  # the few sizes a run trades, as Decimals
-        size = sizes.get(qty)
+        n = self._n_fills = self._n_fills + 1
+        size = self._sizes.get(qty)  # the few sizes a run trades, as Decimals
         if size is None:
-            size = sizes[qty] = Decimal(repr(qty))
-        self._listener.on_fill(Fill(f"{cid}-f{self._n_fills}", cid, r.bot_id, r.symbol, side, size, Decimal(repr(price)),
-                                    Decimal(repr(fee)), _TAKER, ts, purpose, reduce_only))
+            size = self._sizes[qty] = Decimal(repr(qty))
+        # Equal nonzero floats have the same repr (0.0 and -0.0 do not).
+        if price != self._price_f or not price:
+            self._price_f, self._price = price, Decimal(repr(price))
+        if fee != self._fee_f or not fee:
+            self._fee_f, self._fee_d = fee, Decimal(repr(fee))
+        listener.on_fill(Fill(f"{cid}-f{n}", cid, r.bot_id, r.symbol, side, size, self._price, self._fee_d, _TAKER, ts,
+                              purpose, reduce_only))
 
     def _publish(self, r: OrderRequest, status: OrderStatus, ts: int, reason: str = "") -> OrderUpdate:
         update = OrderUpdate(r.client_order_id, r.bot_id, status, ts, reason)

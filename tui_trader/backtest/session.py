@@ -67,24 +67,24 @@ class FillSettings:
 
 
 
-def _entered(bot_id: int, fill: Fill, position: Position, instrument: Instrument, close: float) -> Decision:
+def _entered(bot_id: int, fill: Fill, qty: Decimal, entry: Decimal, stop: Decimal | None, target: Decimal | None,
+             instrument: Instrument, close: float) -> Decision:
     """TRADE_ENTERED as the orchestrator writes it, marked at the tick's close on the tick grid (the
-    fill's price before any tick)."""
+    fill's price before any tick), for the position as it was at the fill (what its text reads of it)."""
+    position = Position(bot_id, fill.symbol, qty, entry, stop, target)
     return trade_entered(bot_id, fill, position, instrument.round_price(close) if close == close else fill.price)
 
 
 class _Listener:
-    __slots__ = ("fills", "updates")
+    """Collects the exchange's events for booking: the ExchangeListener methods are the lists' appends."""
+
+    __slots__ = ("fills", "updates", "on_fill", "on_order_update")
 
     def __init__(self) -> None:
         self.fills: list[Fill] = []
         self.updates: list[OrderUpdate] = []
-
-    def on_fill(self, fill: Fill) -> None:
-        self.fills.append(fill)
-
-    def on_order_update(self, update: OrderUpdate) -> None:
-        self.updates.append(update)
+        self.on_fill = self.fills.append
+        self.on_order_update = self.updates.append
 
 
 class BotSession:
@@ -136,9 +136,21 @@ class BotSession:
         if not fills and not updates:
             return False
         if fills:
-            book = self._book_fill
+            ledger, bot_id, orders, risk, timeframe_ms = self.ledger, self.bot_id, self.orders, self._risk, self._timeframe_ms
+            decide, keep_trade = self.decisions.append, self.trades.append
             for fill in fills:
-                book(fill)
+                trades, entered, cooldown = book_fill(ledger, orders.get(fill.client_order_id), fill, risk, timeframe_ms,
+                                                      bot_id)
+                if cooldown is not None:
+                    decide(cooldown)
+                for trade in trades:
+                    keep_trade(trade)
+                    decide(Deferred(_TRADE_EXITED, trade_exited, (bot_id, trade)))
+                if entered:
+                    p = ledger.position  # what the decision reads of it, as it is now (a stop may move later)
+                    decide(Deferred(_TRADE_ENTERED, _entered, (bot_id, fill, p.qty, p.entry_price, p.stop_price,
+                                                               p.target_price, self.instrument, self._close)))
+            self.fills += fills
             fills.clear()
         orders = self.orders
         for update in updates:
@@ -147,23 +159,6 @@ class BotSession:
                 self._decide(order_cancelled(self.bot_id, update.ts, order, update.status, update.reason))
         updates.clear()
         return True
-
-    def _book_fill(self, fill: Fill) -> None:
-        ledger, bot_id = self.ledger, self.bot_id
-        trades, entered, cooldown = book_fill(ledger, self.orders.get(fill.client_order_id), fill, self._risk,
-                                              self._timeframe_ms, bot_id)
-        self.fills.append(fill)
-        decisions = self.decisions
-        if cooldown is not None:
-            decisions.append(cooldown)
-        for trade in trades:
-            self.trades.append(trade)
-            decisions.append(Deferred(_TRADE_EXITED, trade_exited, (bot_id, trade)))
-        if entered:
-            p = ledger.position  # a snapshot: the position changes after (a moved stop, an added fill)
-            snapshot = Position(p.bot_id, p.symbol, p.qty, p.entry_price, p.stop_price, p.target_price, p.opened_ts,
-                                p.entry_fees, p.initial_stop)
-            decisions.append(Deferred(_TRADE_ENTERED, _entered, (bot_id, fill, snapshot, self.instrument, self._close)))
 
     def _set_state(self, to: BotState, command: str, source: str, reason: str) -> None:
         before = self.state

@@ -25,6 +25,8 @@ from tui_trader.model import (
 )
 
 _ENTRY = OrderPurpose.ENTRY  # enum member lookups are slow on 3.11; these run per fill
+# A closed trade's exit reason, by the purpose of the fill that closed it (an entry that closes flips).
+_EXIT_REASON = {purpose: purpose.value for purpose in OrderPurpose} | {_ENTRY: "reverse"}
 _FILL, _TRADE_EXITED, _TRADE_ENTERED = Phase.FILL, DecisionType.TRADE_EXITED, DecisionType.TRADE_ENTERED
 
 
@@ -36,7 +38,7 @@ def book_fill(ledger: BotLedger, order: Order | None, fill: Fill, risk: RiskProf
     (a TRADE_ENTERED decision is due); and the COOLDOWN decision a losing streak started, if any.
     An entry's fill gives the position the stop and target the order carried."""
     before = ledger.position.qty
-    trades = ledger.apply_fill(fill, "reverse" if fill.purpose is _ENTRY else fill.purpose.value)  # an entry that closes flips
+    trades = ledger.apply_fill(fill, _EXIT_REASON[fill.purpose])
     position = ledger.position
     qty = position.qty
     if order is not None:

@@ -5,9 +5,9 @@ exactly (Decimal) from the fills the exchange reports. Pure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
-from tui_trader.model import BUY, SELL, ZERO, Fill, Position, Trade, to_usdt
+from tui_trader.model import BUY, SELL, USDT_STEP, ZERO, Fill, Position, Trade
 from tui_trader.store.records import LedgerRecord
 
 
@@ -59,19 +59,24 @@ class BotLedger:
         self.fees += fee
         buy = fill.side is BUY
         held = pos.qty
-        if not held or (held > 0) is buy:
+        if not held:  # opens (as `_add` would, without the call)
+            pos.qty, pos.entry_price, pos.opened_ts, pos.entry_fees = qty if buy else -qty, fill.price, fill.ts, fee
+            return []
+        long = held > 0
+        if long is buy:
             self._add(fill, qty if buy else -qty, fee)
             return []
         size = abs(held)
         closing = min(size, qty)
-        closing_fee = to_usdt(fee * closing / qty)
-        entry_fee_share = to_usdt(pos.entry_fees * closing / size)
-        long = held > 0
-        gross = (fill.price - pos.entry_price) * closing
-        pnl = to_usdt(gross if long else gross * -1)  # -1 keeps the sign of a zero P&L as it was (-0)
+        # to_usdt, inlined: three per closing fill
+        closing_fee = (fee * closing / qty).quantize(USDT_STEP, ROUND_HALF_EVEN)
+        entry_fee_share = (pos.entry_fees * closing / size).quantize(USDT_STEP, ROUND_HALF_EVEN)
+        price, entry = fill.price, pos.entry_price
+        gross = (price - entry) * closing
+        pnl = (gross if long else gross * -1).quantize(USDT_STEP, ROUND_HALF_EVEN)  # -1 keeps the sign of a zero P&L (-0)
         fees = entry_fee_share + closing_fee
-        trade = Trade(self.bot_id, self.symbol, BUY if long else SELL, closing, pos.entry_price, fill.price, pos.opened_ts,
-                      fill.ts, pnl, fees, exit_reason)
+        trade = Trade(self.bot_id, self.symbol, BUY if long else SELL, closing, entry, price, pos.opened_ts, fill.ts, pnl,
+                      fees, exit_reason)
         net = pnl - fees
         self.realized_pnl += pnl
         self.trades += 1
