@@ -65,7 +65,7 @@ def _tick_float(tick: Decimal) -> float:
 def _atr_levels(long: bool, entry: Decimal, profile: RiskProfile, instrument: Instrument,
                 atr: float) -> tuple[Decimal, Decimal] | None:
     """The profile's ATR stop and R target as `exact_levels` gives them, counted in ticks with floats
-    (a backtest sizes an entry per signal; this is a third of the Decimal path's time). None where
+    (two thirds of the Decimal path's time: a backtest sets levels for every entry). None where
     the float count could differ from the exact one: a level within a hair of a half tick (the
     rounding could go either way) or of the grid (the exact path keeps an on-grid price's own
     digits), an entry off the grid, or a level it refuses (its reason comes from the exact path)."""
@@ -86,10 +86,11 @@ def _atr_levels(long: bool, entry: Decimal, profile: RiskProfile, instrument: In
         return None
     y = m + distance * profile.take_profit_r if long else m - distance * profile.take_profit_r
     t = round(y)
-    if abs(abs(y - t) - 0.5) < tol or (t - m if long else m - t) <= 0:
+    if abs(abs(y - t) - 0.5) < tol or (t - m if long else m - t) <= 0 or t <= 0:
         return None
-    # An R multiple's Decimal has a fractional digit ("3.0"): the exact target always has more digits
-    # than the tick, so the exact path writes it as a count of ticks too, whether or not it is on the grid.
+    # An R multiple's Decimal has a fractional digit ("3.0"), so the exact target has more digits than
+    # the tick and is written as a count of ticks, on the grid or not. A target at or below zero (a
+    # short's) is left to the exact path, which keeps its signed zero.
     return Decimal(n) * tick, Decimal(t) * tick
 
 
