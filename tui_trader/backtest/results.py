@@ -20,12 +20,14 @@ ROUTINE = (DecisionType.NO_SETUP, DecisionType.HOLD, DecisionType.WARMING_UP)
 
 @dataclass(slots=True)
 class Segment:
-    """The bot's books from base bar `start` on, until the next segment."""
+    """The bot's books from base bar `start` on, until the next segment: the ledger's own Decimals
+    (immutable, so held as they are; converted only when the equity curve is read)."""
 
     start: int
-    wallet: float
-    qty: float
-    entry: float
+    realized_pnl: Decimal
+    fees: Decimal
+    qty: Decimal  # signed; zero when flat
+    entry: Decimal
 
 
 @dataclass
@@ -61,11 +63,14 @@ class RunResult:
     def equity_curve(self) -> np.ndarray:
         """Equity at each base bar's close (float), from the booked segments."""
         close = self.bars.close[self.start:]
-        out = np.empty(len(close))
-        bounds = [s.start - self.start for s in self.segments] + [len(close)]
-        for seg, lo, hi in zip(self.segments, bounds, bounds[1:], strict=False):
-            out[lo:hi] = seg.wallet + seg.qty * (close[lo:hi] - seg.entry)
-        return out
+        segments, capital = self.segments, self.capital
+        n = len(segments)
+        starts = np.fromiter((s.start for s in segments), np.int64, n) - self.start
+        wallet = np.fromiter((float(capital + s.realized_pnl - s.fees) for s in segments), np.float64, n)
+        qty = np.fromiter((float(s.qty) for s in segments), np.float64, n)
+        entry = np.fromiter((float(s.entry) if s.qty else 0.0 for s in segments), np.float64, n)
+        counts = np.diff(np.append(starts, len(close)))
+        return np.repeat(wallet, counts) + np.repeat(qty, counts) * (close - np.repeat(entry, counts))
 
 
 @dataclass(slots=True)  # one per fill and order: not frozen for speed; treated as read-only

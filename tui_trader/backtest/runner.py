@@ -327,22 +327,21 @@ class Backtest(BotSession):
         """The books from bar k on (the equity curve's), when they changed."""
         ledger = self.ledger
         position = ledger.position
-        wallet = float(ledger.wallet)
-        if position.qty:
-            qty, entry = float(position.qty), float(position.entry_price)
-        else:
-            qty = entry = 0.0
+        segment = Segment(k, ledger.realized_pnl, ledger.fees, position.qty, position.entry_price)
         if self.watch_limits:
-            self._books_f = (qty, entry, wallet)
+            qty = float(position.qty)
+            self._books_f = (qty, float(position.entry_price) if qty else 0.0, float(ledger.wallet))
         segments = self.segments
         if segments:
             last = segments[-1]
             if last.start == k:
-                segments[-1] = Segment(k, wallet, qty, entry)
+                segments[-1] = segment
                 return
-            if last.wallet == wallet and last.qty == qty and last.entry == entry:
+            # Booking replaces a value, never changes one: the same objects are the same books.
+            if (last.realized_pnl is segment.realized_pnl and last.fees is segment.fees and last.qty is segment.qty
+                    and last.entry is segment.entry):
                 return
-        segments.append(Segment(k, wallet, qty, entry))
+        segments.append(segment)
 
     def _finish(self, last: int) -> None:
         """backtesting.py's finalize_trades: the last bar is matched once more with the close orders."""
