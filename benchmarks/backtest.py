@@ -11,7 +11,9 @@ the live engine's bot cycle, ledger and risk rules, every decision accounted for
 bot as a backtesting.py strategy (tests/btpy_mirror.py: its `crossover`, stops,
 targets and sizes from the same pure functions the cycle calls), finalize_trades.
 Both start from data already in memory (our column arrays, its DataFrame); each
-timing covers building the run and running it. The runs alternate, `--runs` each;
+timing covers building the run, running it and computing its statistics (the
+equity curve and the metrics: backtesting.py's `run()` computes its stats too,
+0.4-0.6 s of its time here). The runs alternate, `--runs` each;
 the medians are compared. The trade lists (entry and exit bars, sizes, prices)
 and the returns must be identical (prices and returns within 1e-9).
 
@@ -36,9 +38,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from backtesting import Backtest as BtBacktest  # noqa: E402
 
 from tests.btpy_mirror import frame, mirror  # noqa: E402
+from tui_trader.backtest.metrics import Metrics, compute_metrics  # noqa: E402
 from tui_trader.backtest.results import RunResult  # noqa: E402
 from tui_trader.backtest.runner import Backtest  # noqa: E402
 from tui_trader.backtest.session import FillSettings  # noqa: E402
@@ -59,10 +63,13 @@ RISK = RiskProfile(risk_per_trade_pct=10, stop_atr_mult=2, take_profit_r=3, max_
 STRATEGIES = load_strategies()  # the registry is loaded once, as backtesting.py's strategy class is imported once
 
 
-def ours(bars: Bars) -> RunResult:
+def ours(bars: Bars) -> tuple[RunResult, Metrics]:
     profile = BotProfile(1, "bench", "BTCUSDT", "1m", CAPITAL, 0, RISK, INSTRUMENT, FEE, 180_000, 60_000)
     strategy = STRATEGIES.make("sma_cross", {"fast": 10, "slow": 20}, "1m")
-    return Backtest(bars, profile, strategy, FillSettings("backtesting-py", FEE, FEE, Decimal(0))).run()
+    result = Backtest(bars, profile, strategy, FillSettings("backtesting-py", FEE, FEE, Decimal(0))).run()
+    equity = pd.Series(result.equity_curve(), index=bars.ts + 60_000)
+    hold = (float(bars.close[-1]) / float(bars.open[0]) - 1) * 100
+    return result, compute_metrics(result.trades, equity, CAPITAL, buy_and_hold_pct=hold)
 
 
 def theirs(df) -> object:  # noqa: ANN001
@@ -113,9 +120,9 @@ def main() -> None:
     print(f"{len(bars):,} bars of {DATA.name}; {args.runs} runs each, alternating", flush=True)
     ours_times, bt_times = [], []
     for run in range(args.runs):
-        result = stats = None  # the previous run's results are freed outside the timings
+        result = stats = metrics = None  # the previous run's results are freed outside the timings
         t = time.perf_counter()
-        result = ours(bars)
+        result, metrics = ours(bars)
         ours_times.append(time.perf_counter() - t)
         t = time.perf_counter()
         stats = theirs(df)
@@ -128,6 +135,10 @@ def main() -> None:
     counts = result.decision_counts()
     print(f"decisions: {sum(counts.values()):,} ({', '.join(f'{k.value} {v:,}' for k, v in counts.most_common())})")
     print(f"trade lists: {detail}")
+    assert metrics is not None and stats is not None
+    print(f"statistics (ours / backtesting.py): return {metrics.total_return_pct:.4f}% / {stats['Return [%]']:.4f}%,"
+          f" max drawdown {metrics.max_drawdown_pct:.4f}% / {stats['Max. Drawdown [%]']:.4f}%,"
+          f" win rate {metrics.win_rate_pct:.2f}% / {stats['Win Rate [%]']:.2f}%, trades {metrics.trades} / {stats['# Trades']}")
     verdict = "goal met" if ratio >= GOAL_RATIO else "required met" if ratio >= REQUIRED_RATIO else "BELOW the required"
     print(f"median: ours {ours_s:.3f}s, backtesting.py {bt_s:.3f}s: {ratio:.2f}x ({verdict}: required"
           f" {REQUIRED_RATIO:g}x, goal {GOAL_RATIO:g}x)")
