@@ -117,9 +117,8 @@ def _exposure_pct(t: np.ndarray, trades: Sequence[Trade]) -> float:
         return 0.0
     entry = np.fromiter((tr.entry_ts for tr in trades), np.int64, len(trades))
     exit_ = np.fromiter((tr.exit_ts for tr in trades), np.int64, len(trades))
-    marks = np.zeros(len(t) + 1, np.int64)
-    np.add.at(marks, np.searchsorted(t, entry, "left"), 1)
-    np.add.at(marks, np.searchsorted(t, exit_, "right"), -1)
+    marks = np.bincount(np.searchsorted(t, entry, "left"), minlength=len(t) + 1)
+    marks -= np.bincount(np.searchsorted(t, exit_, "right"), minlength=len(t) + 1)
     return float((np.cumsum(marks[:-1]) > 0).mean() * 100)
 
 
@@ -148,15 +147,15 @@ def compute_metrics(
 ) -> Metrics:
     """Score closed trades and an equity curve (DatetimeIndex or int ms index) per the module doc."""
     n = len(trades)
-    nets = [tr.net_pnl for tr in trades]
+    nets = [tr.pnl - tr.fees for tr in trades]  # net_pnl, without a property call per trade
     wins = [x for x in nets if x > 0]
     losses = [x for x in nets if x < 0]
     net_sum = sum(nets, Decimal(0))
     fees = sum((tr.fees for tr in trades), Decimal(0))
     win_sum, loss_sum = sum(wins, Decimal(0)), sum(losses, Decimal(0))
-    notional = np.array([float(abs(tr.qty) * tr.entry_price) for tr in trades], np.float64)
+    notional = np.fromiter((float(abs(tr.qty * tr.entry_price)) for tr in trades), np.float64, n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ret_pct = np.array([float(x) for x in nets], np.float64) / notional * 100
+        ret_pct = np.fromiter(map(float, nets), np.float64, n) / notional * 100
     ret_pct = ret_pct[np.isfinite(ret_pct)]
 
     t, v = _clean(equity)
