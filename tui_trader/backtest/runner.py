@@ -167,9 +167,8 @@ class Backtest(BotSession):
         emitted, mask = self.bot_emitted, self.mask
         codes = self.regimes.codes
         changed = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
-        hot = mask | changed
-        self.cycle_hot = hot.tolist()
-        static[emitted[hot]] = True
+        self.cycle_hot = mask.tolist()
+        static[emitted[mask | changed]] = True  # a regime change is decided on its candle (the rest counted)
         if self.watch_limits:
             close_ts = self.bars.ts + timeframe_ms(self.bars.timeframe)
             static[close_ts % DAY_MS == 0] = True  # the risk pass starts a trading day
@@ -307,6 +306,9 @@ class Backtest(BotSession):
             if hot is not None and not hot[j] and not (self.watch_bot_bars and self.ledger.position.qty):
                 # The decision the cycle is known to reach on a quiet candle, counted instead of built.
                 cycle = self.cycle
+                regime = REGIMES[self._regime_codes[j]]
+                if regime is not cycle.regime:
+                    cycle.regime_changed(regime, self.regimes.features(j), self._out, close_ts)  # type: ignore[union-attr]
                 if self.ledger.position.qty:
                     cycle.bars_in_position += 1
                     self.routine[_HOLD] += 1

@@ -193,9 +193,7 @@ class BotCycle:
 
         # 2. regime
         if ctx.regime is not self.regime:
-            self._decider(out, ts)(_REGIME, DecisionType.REGIME_CHANGED, f"regime {self.regime.value} -> {ctx.regime.value}",
-                                   **(ctx.regime_features or {}))
-            self.regime = ctx.regime
+            self.regime_changed(ctx.regime, ctx.regime_features, out, ts)
         if not strategy.ready():
             self._decider(out, ts)(Phase.SYNC, DecisionType.WARMING_UP, f"{strategy.name} is still warming up")
             return
@@ -230,6 +228,13 @@ class BotCycle:
         blocked = self._entry(candle, ctx, found, reversing, out, ts)
         if blocked and reversing:  # the position is on the wrong side: leave it even if the new entry cannot go
             self._exit(ctx, f"opposite {lower} setup ({found.reason})", out, self._decider(out, ts))
+
+    def regime_changed(self, regime: Regime, features: dict[str, float] | None, out: CycleResult, ts: int) -> None:
+        """Phase 2's decision. A backtest's fast path also calls it alone, on a candle where the strategy
+        is known to reach only its routine decision (which it counts)."""
+        self._decider(out, ts)(_REGIME, DecisionType.REGIME_CHANGED, f"regime {self.regime.value} -> {regime.value}",
+                               **(features or {}))
+        self.regime = regime
 
     def _decider(self, out: CycleResult, ts: int) -> Callable[..., None]:
         """A function appending a decision of this bot at `ts` to `out`, with keyword details."""
