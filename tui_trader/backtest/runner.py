@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import gc
 import math
-from bisect import bisect_right
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -45,6 +44,7 @@ from tui_trader.regime import RegimeTracker
 from tui_trader.strategy import Strategy
 
 Progress = Callable[[int, int], None]
+Tick = Callable[[int, memoryview | None], None]  # (base bar, the fast path's hot candles or None)
 _NO_SETUP, _HOLD = DecisionType.NO_SETUP, DecisionType.HOLD
 
 
@@ -79,8 +79,6 @@ class Backtest(BotSession):
                 self.other_at.setdefault(k, []).append((tf, j))
         self.mask = strategy.precompute(self.bot_bars.columns()) if fast else None
         self.fast = self.mask is not None
-        self.cycle_hot: list[bool] = []  # fast path: bot candles on which the cycle can do more than its routine
-        self._hot: list[bool] | None = None  # cycle_hot while the fast path may count routine candles; else None
         risk = profile.risk
         self.watch_bot_bars = bool(risk.breakeven_r or risk.trail_atr_mult or risk.time_stop_bars)
         self.tracker: RegimeTracker | None = None
@@ -90,7 +88,6 @@ class Backtest(BotSession):
                             for f in FIELDS)
         # The backtesting-py model matches plain numbers; the paper exchange takes candles.
         self._match = self.exchange.process_bar if isinstance(self.exchange, BacktestingPyBroker) else None
-        self._levels: tuple[object, ...] = (None, None, None, 0.0, 0.0)  # stop, target, side and their float bounds
 
     # -- the run --------------------------------------------------------------------------------------
 
@@ -105,13 +102,14 @@ class Backtest(BotSession):
     def _run(self) -> RunResult:
         self._warm_up()
         n = len(self.bars)
+        tick = self._ticker()
         out_of_money = False
         if self.fast:
-            out_of_money = self._run_fast(n)
+            out_of_money = self._run_fast(n, tick)
         else:
             try:
                 for k in range(self.start, n):
-                    self._tick(k)
+                    tick(k, None)
                     if self.progress is not None and (k - self.start) % 4096 == 0:
                         self.progress(k - self.start, n - self.start)
             except OutOfMoney:
@@ -122,6 +120,9 @@ class Backtest(BotSession):
             except OutOfMoney:
                 out_of_money = True
                 self._book()
+        for kind, count in zip((_NO_SETUP, _HOLD), self._tally, strict=True):
+            if count:
+                self.routine[kind] += count
         if self.progress is not None:
             self.progress(n - self.start, n - self.start)
         if n > self.start:
@@ -137,6 +138,9 @@ class Backtest(BotSession):
     def _warm_up(self) -> None:
         """What the engine's restore does with its history: strategy and regime warmed on it."""
         self._processed = 0
+        # NO_SETUP and HOLD counted on quiet bars: a list item is cheaper per bar than a Counter's. A kind enters
+        # `routine` when first counted (its order there), and the counts are added at the end.
+        self._tally = [0, 0]
         j_start = int(np.searchsorted(self.bot_emitted, self.start, "left"))  # bot candles emitted before start
         if self.fast:
             rs = self.regimes = regime_series(self.bot_bars.high, self.bot_bars.low, self.bot_bars.close)
@@ -161,169 +165,205 @@ class Backtest(BotSession):
                                       {self.symbol: self.mark})
         self._segment(self.start)
 
-    def _run_fast(self, n: int) -> bool:
+    def _run_fast(self, n: int, tick: Tick) -> bool:
         assert self.mask is not None and self.regimes is not None
         static = np.zeros(n, dtype=bool)
         emitted, mask = self.bot_emitted, self.mask
         codes = self.regimes.codes
         changed = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
-        self.cycle_hot = mask.tolist()
+        hot = memoryview(np.ascontiguousarray(mask, bool))  # candles on which the cycle can do more than its routine
         static[emitted[mask | changed]] = True  # a regime change is decided on its candle (the rest counted)
         if self.watch_limits:
             close_ts = self.bars.ts + timeframe_ms(self.bars.timeframe)
             static[close_ts % DAY_MS == 0] = True  # the risk pass starts a trading day
         static[self.start:self.start + 1] = True
         ticks = (np.flatnonzero(static[self.start:]) + self.start).tolist()
-        n_ticks = len(ticks)
-        if not self.same_timeframe:
-            is_emission = np.zeros(n, dtype=bool)
-            is_emission[emitted] = True
-            self._emission_count = memoryview(np.cumsum(is_emission))  # bot candles emitted up to and including bar k
+        ticks.append(n)  # a sentinel: the search for the next tick needs no bound check
         watch_all = self.watch_limits
-        ledger, orders, tick, skip, strategy = self.ledger, self.orders, self._tick, self._skip, self.strategy
-        next_event = self._next_position_event
-        k = self.start
+        ledger, orders, ready, progress = self.ledger, self.orders, self.strategy.ready, self.progress
+        skip, next_event = self._skipper(), self._event_finder()
+        k = last_report = self.start
         cursor = 0
-        last_report = k
         try:
             while k < n:
-                if not strategy.ready():
-                    self._hot = None
-                    while k < n and not strategy.ready():
-                        tick(k)  # every bar through the cycle until the strategy has its lookback
+                if not ready():
+                    while k < n and not ready():
+                        tick(k, None)  # every bar through the cycle until the strategy has its lookback
                         k += 1
                     if k >= n:
                         break
-                self._hot = self.cycle_hot
-                tick(k)
+                tick(k, hot)
                 if orders:  # a working order: the exchange can fill it on the next bar
                     k += 1
                     continue
-                cursor = bisect_right(ticks, k, cursor)
-                nxt = ticks[cursor] if cursor < n_ticks else n
+                while ticks[cursor] <= k:  # k only grows: the cursor moves forward a step or two at a time
+                    cursor += 1
+                nxt = ticks[cursor]
                 if nxt > k + 1:
                     if ledger.position.qty:
                         nxt = k + 1 if watch_all else next_event(k, nxt)
                     if nxt > k + 1:
                         skip(k + 1, nxt)
                 k = nxt
-                if self.progress is not None and k - last_report >= 8192:
+                if progress is not None and k - last_report >= 8192:
                     last_report = k
-                    self.progress(k - self.start, n - self.start)
+                    progress(k - self.start, n - self.start)
         except OutOfMoney:
             return True
         return False
 
-    def _next_position_event(self, k: int, limit: int) -> int:
-        """The first base bar after k (before `limit`) on which the open position can fill or needs the cycle."""
-        if self.watch_bot_bars:
-            at = int(np.searchsorted(self.bot_emitted, k + 1, "left"))
-            if at < len(self.bot_emitted):
-                limit = min(limit, int(self.bot_emitted[at]))
-        if limit <= k + 1:
-            return limit
-        lo, hi = k + 1, limit
-        position = self.ledger.position
-        long = position.qty > 0
-        stop, target = position.stop_price, position.target_price
-        levels = self._levels
-        if levels[0] is not stop or levels[1] is not target or levels[2] is not long:
-            # Conservative float bounds around the exact Decimal levels: a bar flagged needlessly is only processed.
-            s = -math.inf if stop is None else float(stop) * (1 + 1e-9 if long else 1 - 1e-9)
-            t = math.inf if target is None else float(target) * (1 - 1e-9 if long else 1 + 1e-9)
-            if not long:
-                s, t = (math.inf if stop is None else s), (-math.inf if target is None else t)
-            levels = self._levels = (stop, target, long, s, t)
-        s, t = levels[3], levels[4]
+    def _event_finder(self) -> Callable[[int, int], int]:
+        """`next_event(k, limit)`: the first base bar after k (before `limit`) on which the open position can
+        fill or needs the cycle."""
         _, _, high, low, _, _ = self._lists
-        if hi - lo <= 64:  # the usual case: a short stretch, cheaper in plain Python than through numpy
-            if long:
-                for i in range(lo, hi):
-                    if low[i] <= s or high[i] >= t:
-                        return i
-            else:
-                for i in range(lo, hi):
-                    if high[i] >= s or low[i] <= t:
-                        return i
-            return hi
-        lows, highs = self.bars.low[lo:hi], self.bars.high[lo:hi]
-        hit = ((lows <= s) | (highs >= t)) if long else ((highs >= s) | (lows <= t))
-        found = np.flatnonzero(hit)
-        return lo + int(found[0]) if len(found) else hi
+        highs, lows, position_of = self.bars.high, self.bars.low, self.ledger
+        emitted = self.bot_emitted if self.watch_bot_bars else None
 
-    def _skip(self, lo: int, hi: int) -> None:
-        """Bars lo..hi-1 on which nothing but the routine happens: count it, carry the high-water mark."""
-        count = hi - lo if self.same_timeframe else int(self._emission_count[hi - 1] - self._emission_count[lo - 1])
-        ledger = self.ledger
-        position = ledger.position
-        if not position.qty:
-            self.routine[_NO_SETUP] += count
-            return
-        self.routine[_HOLD] += count
-        self.cycle.bars_in_position += count
-        if not self.watch_limits:
-            return
-        closes = self._lists[4][lo:hi]
-        best = max(closes) if position.qty > 0 else min(closes)
-        qty, entry = float(position.qty), float(position.entry_price)
-        if float(ledger.wallet) + qty * (best - entry) >= float(ledger.high_water) * (1 - 1e-9):  # exact check only near
-            equity = ledger.equity(self.instrument.round_price(best))
-            if equity > ledger.high_water:
-                ledger.high_water = equity
+        def next_event(k: int, limit: int) -> int:
+            if emitted is not None:
+                at = int(np.searchsorted(emitted, k + 1, "left"))
+                if at < len(emitted):
+                    limit = min(limit, int(emitted[at]))
+            lo = k + 1
+            if limit <= lo:
+                return limit
+            position = position_of.position
+            long = position.qty > 0
+            stop, target = position.stop_price, position.target_price
+            # Conservative float bounds around the exact Decimal levels: a bar flagged needlessly is only processed.
+            if long:
+                s = -math.inf if stop is None else float(stop) * (1 + 1e-9)
+                t = math.inf if target is None else float(target) * (1 - 1e-9)
+            else:
+                s = math.inf if stop is None else float(stop) * (1 - 1e-9)
+                t = -math.inf if target is None else float(target) * (1 + 1e-9)
+            if limit - lo <= 64:  # the usual case: a short stretch, cheaper in plain Python than through numpy
+                if long:
+                    for i in range(lo, limit):
+                        if low[i] <= s or high[i] >= t:
+                            return i
+                else:
+                    for i in range(lo, limit):
+                        if high[i] >= s or low[i] <= t:
+                            return i
+                return limit
+            lows_, highs_ = lows[lo:limit], highs[lo:limit]
+            hit = ((lows_ <= s) | (highs_ >= t)) if long else ((highs_ >= s) | (lows_ <= t))
+            found = np.flatnonzero(hit)
+            return lo + int(found[0]) if len(found) else limit
+
+        return next_event
+
+    def _skipper(self) -> Callable[[int, int], None]:
+        """`skip(lo, hi)`: bars lo..hi-1 on which nothing but the routine happens: count it, carry the
+        high-water mark."""
+        ledger, routine, tally, cycle = self.ledger, self.routine, self._tally, self.cycle
+        watch_limits, emission_count, closes = self.watch_limits, None, self._lists[4]
+        if not self.same_timeframe:  # bot candles emitted up to and including base bar k
+            emission_count = memoryview(np.bincount(self.bot_emitted, minlength=len(self.bars)).cumsum())
+
+        def skip(lo: int, hi: int) -> None:
+            count = hi - lo if emission_count is None else emission_count[hi - 1] - emission_count[lo - 1]
+            position = ledger.position
+            if not position.qty:
+                if not tally[0]:
+                    routine[_NO_SETUP] += 0
+                tally[0] += count
+                return
+            if not tally[1]:
+                routine[_HOLD] += 0
+            tally[1] += count
+            cycle.bars_in_position += count
+            if not watch_limits:
+                return
+            best = max(closes[lo:hi]) if position.qty > 0 else min(closes[lo:hi])
+            qty, entry = float(position.qty), float(position.entry_price)
+            if float(ledger.wallet) + qty * (best - entry) >= float(ledger.high_water) * (1 - 1e-9):  # exact check only near
+                equity = ledger.equity(self.instrument.round_price(best))
+                if equity > ledger.high_water:
+                    ledger.high_water = equity
+
+        return skip
 
     def _candle(self, k: int) -> Candle:
         ts, o, h, lo, c, v = self._lists
         return Candle(self.symbol, self.bars.timeframe, ts[k], o[k], h[k], lo[k], c[k], v[k])
 
-    def _tick(self, k: int) -> None:
-        """Base bar k in the orchestrator's order: the exchange matches it, its events are booked, the
-        risk pass runs, and the cycle on the bot's candle that closes with it (or its routine, counted)."""
-        self._processed += 1
-        ts_, open_, high_, low_, close_, _ = self._lists
-        ts, close = ts_[k], close_[k]
-        close_ts = ts + self._base_ms
-        match = self._match
-        if match is not None:
+    def _ticker(self) -> Tick:
+        """`tick(k, hot)`: base bar k in the orchestrator's order: the exchange matches it, its events are
+        booked, the risk pass runs, and the cycle on the bot's candle that closes with it, or its routine
+        decision counted where `hot` says the cycle can reach nothing else. A closure over the run's
+        constants: they are bound once per run, not loaded from the instance on every bar."""
+        ts_, open_, high_, low_, close_, volume_ = self._lists
+        symbol, timeframe, base_ms, start = self.symbol, self.bars.timeframe, self._base_ms, self.start
+        match, process_candle = self._match, self.exchange.process_candle
+        listener, book, send, segment, mark = self.listener, self._book, self._send, self._segment, self._mark
+        risk_pass = self._risk_pass if self.watch_limits else None
+        other_at, series, cycle, run_cycle, out = self.other_at, self.series, self.cycle, self._run_cycle, self._out
+        bot_index_at, bot_candle = self._bot_index_at, None if self.same_timeframe else self.bot_bars.candle
+        ledger, routine, tally, intents = self.ledger, self.routine, self._tally, self._intents
+        tracker, regimes, watch_bot_bars = self.tracker, self.regimes, self.watch_bot_bars
+        codes, atrs = (self._regime_codes, self._regime_atr) if regimes is not None else (memoryview(b""),) * 2
+
+        def tick(k: int, hot: memoryview | None) -> None:
+            self._processed += 1
+            ts, close = ts_[k], close_[k]
+            close_ts = ts + base_ms
             candle = None
-            match(ts, close_ts, open_[k], high_[k], low_[k], close)
-        else:
-            candle = self._candle(k)
-            self.exchange.process_candle(candle)
-        self._close = close
-        self.mark = self.equity = None  # the close on the tick grid and the equity at it, when needed
-        if close_ts > self.now_ts:
-            self.now_ts = close_ts
-        listener = self.listener
-        booked = self._book() if listener.fills or listener.updates else False
-        if self.watch_limits:
-            self._risk_pass()
-        if self.other_at:
-            for tf, i in self.other_at.get(k, ()):
-                self.cycle.on_other_timeframe(self.series[tf][0].candle(i))
-        j = self._bot_index_at[k]
-        if j >= 0:
-            hot = self._hot
-            if hot is not None and not hot[j] and not (self.watch_bot_bars and self.ledger.position.qty):
-                # The decision the cycle is known to reach on a quiet candle, counted instead of built.
-                cycle = self.cycle
-                regime = REGIMES[self._regime_codes[j]]
-                if regime is not cycle.regime:
-                    cycle.regime_changed(regime, self.regimes.features(j), self._out, close_ts)  # type: ignore[union-attr]
-                if self.ledger.position.qty:
-                    cycle.bars_in_position += 1
-                    self.routine[_HOLD] += 1
-                else:
-                    cycle.bars_in_position = 0
-                    self.routine[_NO_SETUP] += 1
+            if match is not None:
+                match(ts, close_ts, open_[k], high_[k], low_[k], close)
             else:
-                if self.same_timeframe:
-                    self._cycle(candle or self._candle(k), j, self._mark())
+                candle = Candle(symbol, timeframe, ts, open_[k], high_[k], low_[k], close, volume_[k])
+                process_candle(candle)
+            self._close = close
+            self.mark = self.equity = None  # the close on the tick grid and the equity at it, when needed
+            if close_ts > self.now_ts:
+                self.now_ts = close_ts
+            booked = book() if listener.fills or listener.updates else False
+            if risk_pass is not None:
+                risk_pass()
+            if other_at:
+                for tf, i in other_at.get(k, ()):
+                    cycle.on_other_timeframe(series[tf][0].candle(i))
+            j = bot_index_at[k]
+            if j >= 0:
+                if hot is not None and not hot[j] and not (watch_bot_bars and ledger.position.qty):
+                    # The decision the cycle is known to reach on a quiet candle, counted instead of built.
+                    regime = REGIMES[codes[j]]
+                    if regime is not cycle.regime:
+                        cycle.regime_changed(regime, regimes.features(j), out, close_ts)  # type: ignore[union-attr]
+                    if ledger.position.qty:
+                        cycle.bars_in_position += 1
+                        if not tally[1]:
+                            routine[_HOLD] += 0
+                        tally[1] += 1
+                    else:
+                        cycle.bars_in_position = 0
+                        if not tally[0]:
+                            routine[_NO_SETUP] += 0
+                        tally[0] += 1
                 else:
-                    self._cycle(self.bot_bars.candle(j), j, None)
-                if self._intents and self._send():
-                    booked = True
-        if booked or k == self.start:
-            self._segment(k)
+                    if bot_candle is None:  # the bot's candle is this bar
+                        if candle is None:
+                            candle = Candle(symbol, timeframe, ts, open_[k], high_[k], low_[k], close, volume_[k])
+                        close_d: Decimal | None = mark()
+                    else:
+                        candle, close_d = bot_candle(j), None
+                    if tracker is not None:
+                        tracker.update(candle)
+                        regime, features, atr = tracker.regime, tracker.features_dict, tracker.atr
+                    else:
+                        regime, atr = REGIMES[codes[j]], atrs[j]
+                        # The features only go into a REGIME_CHANGED decision's details: built when one is due.
+                        features = (regimes.features(j)  # type: ignore[union-attr]
+                                    if regime is not cycle.regime else None)
+                    run_cycle(candle, regime, features, atr, close_d)
+                    if intents and send():
+                        booked = True
+            if booked or k == start:
+                segment(k)
+
+        return tick
 
     def _segment(self, k: int) -> None:
         """The books from bar k on (the equity curve's), when they changed."""
@@ -351,18 +391,6 @@ class Backtest(BotSession):
         self.exchange.finish(self._candle(last))
         self._book()
         self._segment(last)
-
-    # -- the orchestrator's steps for one bot ----------------------------------------------------------
-
-    def _cycle(self, candle: Candle, j: int, close: Decimal | None) -> None:
-        if self.tracker is not None:
-            self.tracker.update(candle)
-            regime, features, atr = self.tracker.regime, self.tracker.features_dict, self.tracker.atr
-        else:
-            regime, atr = REGIMES[self._regime_codes[j]], self._regime_atr[j]
-            # The features only go into a REGIME_CHANGED decision's details: built when one is due.
-            features = self.regimes.features(j) if regime is not self.cycle.regime else None  # type: ignore[union-attr]
-        self._run_cycle(candle, regime, features, atr, close)
 
 
 def run_backtest(bars: Bars, profile: BotProfile, make_strategy: Callable[[], Strategy], fills: FillSettings,
