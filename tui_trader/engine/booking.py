@@ -58,7 +58,7 @@ def book(ledger: BotLedger, order: Order | None, buy: bool, qty: Decimal, price:
             position.stop_price, position.target_price = request.stop_loss, request.take_profit
             position.initial_stop = request.stop_loss
     cooldown = start_cooldown(ledger, risk, timeframe_ms, bot_id, ts) if trades and risk.cooldown_losses else None
-    entered = bool(held) and (not trades or (held > 0) is not (before > 0))
+    entered = False if not held else not trades or (held > 0) is not (before > 0)
     return trades, entered, cooldown
 
 

@@ -69,7 +69,8 @@ class BotLedger:
             self._add(qty if buy else -qty, price, ts, fee)
             return []
         size = abs(held)
-        closing = min(size, qty)
+        partial = qty < size
+        closing = qty if partial else size  # min(size, qty), without the call
         # to_usdt, inlined: three per closing fill
         closing_fee = (fee * closing / qty).quantize(USDT_STEP, ROUND_HALF_EVEN)
         entry_fee_share = (pos.entry_fees * closing / size).quantize(USDT_STEP, ROUND_HALF_EVEN)
@@ -84,14 +85,14 @@ class BotLedger:
         self.trades += 1
         self.wins += net > 0
         self.loss_streak = self.loss_streak + 1 if net < 0 else 0
-        remaining = size - closing
-        if remaining:
+        if partial:  # what remains stays open
+            remaining = size - qty
             pos.qty = remaining if long else -remaining
             pos.entry_fees -= entry_fee_share
         else:
             self.position = Position(self.bot_id, self.symbol)
-            leftover = qty - closing
-            if leftover:  # the fill flipped the position: the rest opens the other side
+            if qty > size:  # the fill flipped the position: the rest opens the other side
+                leftover = qty - size
                 self._add(leftover if buy else -leftover, price, ts, fee - closing_fee)
         return [trade]
 
