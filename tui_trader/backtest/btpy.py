@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
 
+from tui_trader.exchange.base import ExchangeListener
 from tui_trader.model import (
     Candle,
     Fill,
@@ -44,23 +44,6 @@ from tui_trader.model import (
 _TAKER, _EXIT, _STOP, _TARGET = Liquidity.TAKER, OrderPurpose.EXIT, OrderPurpose.STOP, OrderPurpose.TARGET
 _FILLED, _CANCELLED, _NEW, _MARKET = OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.NEW, OrderType.MARKET
 _BUY, _SELL = Side.BUY, Side.SELL
-
-
-# A fill as the broker reports it: (client_order_id, n, bot_id, symbol, side, qty, price, fee, ts, purpose,
-# reduce_only), the `Fill` that `fill_from` builds (id "<client_order_id>-f<n>", taker). A tuple is built in a
-# fraction of a `Fill`'s time, and the backtest books it as it is: a `Fill` is built only when one is read.
-FillRecord = tuple[str, int, int, str, Side, Decimal, Decimal, Decimal, int, OrderPurpose, bool]
-
-
-def fill_from(record: FillRecord) -> Fill:
-    cid, n, bot_id, symbol, side, qty, price, fee, ts, purpose, reduce_only = record
-    return Fill(f"{cid}-f{n}", cid, bot_id, symbol, side, qty, price, fee, _TAKER, ts, purpose, reduce_only)
-
-
-class BrokerListener(Protocol):
-    def on_fill_record(self, record: FillRecord) -> None: ...
-
-    def on_order_update(self, update: OrderUpdate) -> None: ...
 
 
 class OutOfMoney(Exception):
@@ -88,7 +71,7 @@ class BacktestingPyBroker:
         self._instrument = instrument
         self._fee = float(fee)
         self._spread = float(spread)
-        self._listener: BrokerListener | None = None
+        self._listener: ExchangeListener | None = None
         self._bot_id = 0
         self._sl_id = self._tp_id = ""  # the prefixes of the position stop's and target's fill ids
         self._cash = 0.0
@@ -103,7 +86,7 @@ class BacktestingPyBroker:
         self._price_f, self._price, self._fee_f, self._fee_d = 0.0, Decimal(0), 0.0, Decimal(0)
         self.ambiguous_bars = 0  # not modelled: backtesting.py assumes the stop
 
-    def set_listener(self, listener: BrokerListener) -> None:
+    def set_listener(self, listener: ExchangeListener) -> None:
         self._listener = listener
 
     def instrument(self, symbol: str) -> Instrument:
@@ -240,7 +223,8 @@ class BacktestingPyBroker:
             self._price_f, self._price = price, Decimal(repr(price))
         if fee != self._fee_f or not fee:
             self._fee_f, self._fee_d = fee, Decimal(repr(fee))
-        listener.on_fill_record((cid, n, r.bot_id, r.symbol, side, size, self._price, self._fee_d, ts, purpose, reduce_only))
+        listener.on_fill(Fill(f"{cid}-f{n}", cid, r.bot_id, r.symbol, side, size, self._price, self._fee_d, _TAKER, ts,
+                              purpose, reduce_only))
 
     def _publish(self, r: OrderRequest, status: OrderStatus, ts: int, reason: str = "") -> OrderUpdate:
         update = OrderUpdate(r.client_order_id, r.bot_id, status, ts, reason)

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from tui_trader.backtest.btpy import FillRecord, fill_from
 from tui_trader.backtest.series import Bars
 from tui_trader.model import BotState, Decision, DecisionType, Fill, Trade
 
@@ -38,7 +37,7 @@ class RunResult:
     start: int  # first traded base bar
     capital: Decimal
     trades: list[Trade]
-    raw_fills: list[Fill | FillRecord]  # the backtesting-py broker's fills as its records
+    fills: list[Fill]
     raw_decisions: list[Decision | Deferred]  # everything but the routine decisions of the bars not run
     routine: Counter[DecisionType]  # routine decisions of the bars the fast path did not run the cycle on
     segments: list[Segment]
@@ -55,10 +54,6 @@ class RunResult:
     def decisions(self) -> list[Decision]:
         """Every decision made, in order (the routine ones of skipped bars are only counted)."""
         return [d if type(d) is Decision else d.build() for d in self.raw_decisions]  # type: ignore[union-attr]
-
-    @cached_property
-    def fills(self) -> list[Fill]:
-        return [f if type(f) is Fill else fill_from(f) for f in self.raw_fills]  # type: ignore[arg-type]
 
     def decision_counts(self) -> Counter[DecisionType]:
         counts = Counter(d.decision_type for d in self.raw_decisions)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tui_trader.backtest.btpy import BacktestingPyBroker, FillRecord, fill_from
+from tui_trader.backtest.btpy import BacktestingPyBroker
 from tui_trader.backtest.results import Deferred, Segment
-from tui_trader.engine.booking import book, book_fill, order_cancelled, order_placed, order_rejected, trade_entered, trade_exited
+from tui_trader.engine.booking import book_fill, order_cancelled, order_placed, order_rejected, trade_entered, trade_exited
 from tui_trader.engine.cycle import BotCycle, BotProfile, CancelOrders, CycleContext, CycleResult, MoveStop, PlaceOrder
 from tui_trader.engine.ledger import BotLedger
 from tui_trader.exchange.paper import PaperExchange
@@ -38,7 +38,6 @@ from tui_trader.model import (
     Phase,
     Position,
     Regime,
-    Side,
     Trade,
 )
 from tui_trader.risk import loss_breach
@@ -51,7 +50,7 @@ Intent = PlaceOrder | MoveStop | CancelOrders
 _ENTRY, _EXIT, _FLATTEN = OrderPurpose.ENTRY, OrderPurpose.EXIT, OrderPurpose.FLATTEN
 _CANCELLED, _REJECTED, _NEW, _PENDING = OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.NEW, OrderStatus.PENDING_SUBMIT
 _TRADE_EXITED, _TRADE_ENTERED, _ORDER_PLACED = DecisionType.TRADE_EXITED, DecisionType.TRADE_ENTERED, DecisionType.ORDER_PLACED
-_RUNNING, _BUY = BotState.RUNNING, Side.BUY
+_RUNNING = BotState.RUNNING
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,26 +67,23 @@ class FillSettings:
 
 
 
-def _entered(bot_id: int, fill: Fill | FillRecord, qty: Decimal, entry: Decimal, stop: Decimal | None, target: Decimal | None,
+def _entered(bot_id: int, fill: Fill, qty: Decimal, entry: Decimal, stop: Decimal | None, target: Decimal | None,
              instrument: Instrument, close: float) -> Decision:
     """TRADE_ENTERED as the orchestrator writes it, marked at the tick's close on the tick grid (the
     fill's price before any tick), for the position as it was at the fill (what its text reads of it)."""
-    if type(fill) is tuple:
-        fill = fill_from(fill)
     position = Position(bot_id, fill.symbol, qty, entry, stop, target)
     return trade_entered(bot_id, fill, position, instrument.round_price(close) if close == close else fill.price)
 
 
 class _Listener:
-    """Collects the exchange's events for booking: the listener methods are the lists' appends (the
-    backtesting-py broker reports its fills as records)."""
+    """Collects the exchange's events for booking: the ExchangeListener methods are the lists' appends."""
 
-    __slots__ = ("fills", "updates", "on_fill", "on_fill_record", "on_order_update")
+    __slots__ = ("fills", "updates", "on_fill", "on_order_update")
 
     def __init__(self) -> None:
-        self.fills: list[Fill | FillRecord] = []
+        self.fills: list[Fill] = []
         self.updates: list[OrderUpdate] = []
-        self.on_fill = self.on_fill_record = self.fills.append
+        self.on_fill = self.fills.append
         self.on_order_update = self.updates.append
 
 
@@ -115,7 +111,7 @@ class BotSession:
         self.decisions: list[Decision | Deferred] = []
         self.routine: Counter[DecisionType] = Counter()
         self.trades: list[Trade] = []
-        self.fills: list[Fill | FillRecord] = []
+        self.fills: list[Fill] = []
         self.segments: list[Segment] = []
         self._intents: list[Intent] = []
         self._out = CycleResult(self.decisions, self._intents)  # the cycle appends straight to these
@@ -143,13 +139,8 @@ class BotSession:
             ledger, bot_id, orders, risk, timeframe_ms = self.ledger, self.bot_id, self.orders, self._risk, self._timeframe_ms
             decide, keep_trade = self.decisions.append, self.trades.append
             for fill in fills:
-                if type(fill) is tuple:
-                    cid, _, _, _, side, qty, price, fee, ts, purpose, _ = fill
-                    trades, entered, cooldown = book(ledger, orders.get(cid), side is _BUY, qty, price, fee, ts, purpose,
-                                                     risk, timeframe_ms, bot_id)
-                else:
-                    trades, entered, cooldown = book_fill(ledger, orders.get(fill.client_order_id), fill, risk,
-                                                          timeframe_ms, bot_id)
+                trades, entered, cooldown = book_fill(ledger, orders.get(fill.client_order_id), fill, risk, timeframe_ms,
+                                                      bot_id)
                 if cooldown is not None:
                     decide(cooldown)
                 for trade in trades:

@@ -12,7 +12,6 @@ from tui_trader.config import RiskProfile
 from tui_trader.engine.cycle import describe_position
 from tui_trader.engine.ledger import BotLedger
 from tui_trader.model import (
-    BUY,
     Decision,
     DecisionType,
     Fill,
@@ -38,27 +37,19 @@ def book_fill(ledger: BotLedger, order: Order | None, fill: Fill, risk: RiskProf
     Returns the trades it closed; whether it opened a position or turned one to the other side
     (a TRADE_ENTERED decision is due); and the COOLDOWN decision a losing streak started, if any.
     An entry's fill gives the position the stop and target the order carried."""
-    return book(ledger, order, fill.side is BUY, fill.qty, fill.price, fill.fee, fill.ts, fill.purpose, risk,
-                timeframe_ms, bot_id)
-
-
-def book(ledger: BotLedger, order: Order | None, buy: bool, qty: Decimal, price: Decimal, fee: Decimal, ts: int,
-         purpose: OrderPurpose, risk: RiskProfile, timeframe_ms: int,
-         bot_id: int) -> tuple[list[Trade], bool, Decision | None]:
-    """`book_fill` from the fill's numbers (a backtest keeps its fills as records, not `Fill`s)."""
     before = ledger.position.qty
-    trades = ledger.apply(buy, qty, price, fee, ts, _EXIT_REASON[purpose])
+    trades = ledger.apply_fill(fill, _EXIT_REASON[fill.purpose])
     position = ledger.position
-    held = position.qty
+    qty = position.qty
     if order is not None:
-        order.filled_qty += qty
-        order.avg_fill_price = price
+        order.filled_qty += fill.qty
+        order.avg_fill_price = fill.price
         request = order.request
-        if held and request.purpose is _ENTRY:
+        if qty and request.purpose is _ENTRY:
             position.stop_price, position.target_price = request.stop_loss, request.take_profit
             position.initial_stop = request.stop_loss
-    cooldown = start_cooldown(ledger, risk, timeframe_ms, bot_id, ts) if trades and risk.cooldown_losses else None
-    entered = False if not held else not trades or (held > 0) is not (before > 0)
+    cooldown = start_cooldown(ledger, risk, timeframe_ms, bot_id, fill.ts) if trades and risk.cooldown_losses else None
+    entered = bool(qty) and (not trades or (qty > 0) is not (before > 0))
     return trades, entered, cooldown
 
 

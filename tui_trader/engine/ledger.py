@@ -54,54 +54,51 @@ class BotLedger:
 
     def apply_fill(self, fill: Fill, exit_reason: str) -> list[Trade]:
         """Book a fill; return the trades it closed (one, or none when it opens or adds)."""
-        return self.apply(fill.side is BUY, fill.qty, fill.price, fill.fee, fill.ts, exit_reason)
-
-    def apply(self, buy: bool, qty: Decimal, price: Decimal, fee: Decimal, ts: int, exit_reason: str) -> list[Trade]:
-        """`apply_fill` from the fill's numbers (`qty` unsigned): what a backtest books its fills with."""
         pos = self.position
+        fee, qty = fill.fee, fill.qty
         self.fees += fee
+        buy = fill.side is BUY
         held = pos.qty
         if not held:  # opens (as `_add` would, without the call)
-            pos.qty, pos.entry_price, pos.opened_ts, pos.entry_fees = qty if buy else -qty, price, ts, fee
+            pos.qty, pos.entry_price, pos.opened_ts, pos.entry_fees = qty if buy else -qty, fill.price, fill.ts, fee
             return []
         long = held > 0
         if long is buy:
-            self._add(qty if buy else -qty, price, ts, fee)
+            self._add(fill, qty if buy else -qty, fee)
             return []
         size = abs(held)
-        partial = qty < size
-        closing = qty if partial else size  # min(size, qty), without the call
+        closing = min(size, qty)
         # to_usdt, inlined: three per closing fill
         closing_fee = (fee * closing / qty).quantize(USDT_STEP, ROUND_HALF_EVEN)
         entry_fee_share = (pos.entry_fees * closing / size).quantize(USDT_STEP, ROUND_HALF_EVEN)
-        entry = pos.entry_price
+        price, entry = fill.price, pos.entry_price
         gross = (price - entry) * closing
         pnl = (gross if long else gross * -1).quantize(USDT_STEP, ROUND_HALF_EVEN)  # -1 keeps the sign of a zero P&L (-0)
         fees = entry_fee_share + closing_fee
-        trade = Trade(self.bot_id, self.symbol, BUY if long else SELL, closing, entry, price, pos.opened_ts, ts, pnl,
+        trade = Trade(self.bot_id, self.symbol, BUY if long else SELL, closing, entry, price, pos.opened_ts, fill.ts, pnl,
                       fees, exit_reason)
         net = pnl - fees
         self.realized_pnl += pnl
         self.trades += 1
         self.wins += net > 0
         self.loss_streak = self.loss_streak + 1 if net < 0 else 0
-        if partial:  # what remains stays open
-            remaining = size - qty
+        remaining = size - closing
+        if remaining:
             pos.qty = remaining if long else -remaining
             pos.entry_fees -= entry_fee_share
         else:
             self.position = Position(self.bot_id, self.symbol)
-            if qty > size:  # the fill flipped the position: the rest opens the other side
-                leftover = qty - size
-                self._add(leftover if buy else -leftover, price, ts, fee - closing_fee)
+            leftover = qty - closing
+            if leftover:  # the fill flipped the position: the rest opens the other side
+                self._add(fill, leftover if buy else -leftover, fee - closing_fee)
         return [trade]
 
-    def _add(self, signed: Decimal, price: Decimal, ts: int, fee: Decimal) -> None:
+    def _add(self, fill: Fill, signed: Decimal, fee: Decimal) -> None:
         pos = self.position
         if not pos.qty:
-            pos.qty, pos.entry_price, pos.opened_ts, pos.entry_fees = signed, price, ts, fee
+            pos.qty, pos.entry_price, pos.opened_ts, pos.entry_fees = signed, fill.price, fill.ts, fee
             return
         total = pos.qty + signed
-        pos.entry_price = (pos.entry_price * pos.qty + price * signed) / total
+        pos.entry_price = (pos.entry_price * pos.qty + fill.price * signed) / total
         pos.qty = total
         pos.entry_fees += fee
