@@ -120,9 +120,6 @@ class Backtest(BotSession):
             except OutOfMoney:
                 out_of_money = True
                 self._book()
-        for kind, count in zip((_NO_SETUP, _HOLD), self._tally, strict=True):
-            if count:
-                self.routine[kind] += count
         if self.progress is not None:
             self.progress(n - self.start, n - self.start)
         if n > self.start:
@@ -138,9 +135,6 @@ class Backtest(BotSession):
     def _warm_up(self) -> None:
         """What the engine's restore does with its history: strategy and regime warmed on it."""
         self._processed = 0
-        # NO_SETUP and HOLD counted on quiet bars: a list item is cheaper per bar than a Counter's. A kind enters
-        # `routine` when first counted (its order there), and the counts are added at the end.
-        self._tally = [0, 0]
         j_start = int(np.searchsorted(self.bot_emitted, self.start, "left"))  # bot candles emitted before start
         if self.fast:
             rs = self.regimes = regime_series(self.bot_bars.high, self.bot_bars.low, self.bot_bars.close)
@@ -257,7 +251,7 @@ class Backtest(BotSession):
     def _skipper(self) -> Callable[[int, int], None]:
         """`skip(lo, hi)`: bars lo..hi-1 on which nothing but the routine happens: count it, carry the
         high-water mark."""
-        ledger, routine, tally, cycle = self.ledger, self.routine, self._tally, self.cycle
+        ledger, routine, cycle = self.ledger, self.routine, self.cycle
         watch_limits, emission_count, closes = self.watch_limits, None, self._lists[4]
         if not self.same_timeframe:  # bot candles emitted up to and including base bar k
             emission_count = memoryview(np.bincount(self.bot_emitted, minlength=len(self.bars)).cumsum())
@@ -266,13 +260,9 @@ class Backtest(BotSession):
             count = hi - lo if emission_count is None else emission_count[hi - 1] - emission_count[lo - 1]
             position = ledger.position
             if not position.qty:
-                if not tally[0]:
-                    routine[_NO_SETUP] += 0
-                tally[0] += count
+                routine[_NO_SETUP] += count
                 return
-            if not tally[1]:
-                routine[_HOLD] += 0
-            tally[1] += count
+            routine[_HOLD] += count
             cycle.bars_in_position += count
             if not watch_limits:
                 return
@@ -301,7 +291,7 @@ class Backtest(BotSession):
         risk_pass = self._risk_pass if self.watch_limits else None
         other_at, series, cycle, run_cycle, out = self.other_at, self.series, self.cycle, self._run_cycle, self._out
         bot_index_at, bot_candle = self._bot_index_at, None if self.same_timeframe else self.bot_bars.candle
-        ledger, routine, tally, intents = self.ledger, self.routine, self._tally, self._intents
+        ledger, routine, intents = self.ledger, self.routine, self._intents
         tracker, regimes, watch_bot_bars = self.tracker, self.regimes, self.watch_bot_bars
         codes, atrs = (self._regime_codes, self._regime_atr) if regimes is not None else (memoryview(b""),) * 2
 
@@ -334,14 +324,10 @@ class Backtest(BotSession):
                         cycle.regime_changed(regime, regimes.features(j), out, close_ts)  # type: ignore[union-attr]
                     if ledger.position.qty:
                         cycle.bars_in_position += 1
-                        if not tally[1]:
-                            routine[_HOLD] += 0
-                        tally[1] += 1
+                        routine[_HOLD] += 1
                     else:
                         cycle.bars_in_position = 0
-                        if not tally[0]:
-                            routine[_NO_SETUP] += 0
-                        tally[0] += 1
+                        routine[_NO_SETUP] += 1
                 else:
                     if bot_candle is None:  # the bot's candle is this bar
                         if candle is None:
