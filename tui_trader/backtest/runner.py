@@ -33,19 +33,19 @@ import numpy as np
 
 from tui_trader.backtest.btpy import BacktestingPyBroker, OutOfMoney
 from tui_trader.backtest.regimes import REGIMES, RegimeSeries, regime_series
-from tui_trader.backtest.results import RunResult, Segment
+from tui_trader.backtest.results import Deferred, RunResult, Segment
 from tui_trader.backtest.series import FIELDS, Bars, aggregate
 from tui_trader.backtest.session import DAY_MS, BotSession, FillSettings
-from tui_trader.engine.cycle import BotProfile
+from tui_trader.engine.cycle import BotProfile, regime_decision
 from tui_trader.engine.orchestrator import collector_paused
 from tui_trader.exchange.paper import PaperExchange
-from tui_trader.model import Candle, DecisionType, timeframe_ms
+from tui_trader.model import Candle, Decision, DecisionType, Regime, timeframe_ms
 from tui_trader.regime import RegimeTracker
 from tui_trader.strategy import Strategy
 
 Progress = Callable[[int, int], None]
 Tick = Callable[[int, memoryview | None], None]  # (base bar, the fast path's hot candles or None)
-_NO_SETUP, _HOLD = DecisionType.NO_SETUP, DecisionType.HOLD
+_NO_SETUP, _HOLD, _REGIME_CHANGED = DecisionType.NO_SETUP, DecisionType.HOLD, DecisionType.REGIME_CHANGED
 
 
 class Backtest(BotSession):
@@ -289,9 +289,9 @@ class Backtest(BotSession):
         match, process_candle = self._match, self.exchange.process_candle
         listener, book, send, segment, mark = self.listener, self._book, self._send, self._segment, self._mark
         risk_pass = self._risk_pass if self.watch_limits else None
-        other_at, series, cycle, run_cycle, out = self.other_at, self.series, self.cycle, self._run_cycle, self._out
+        other_at, series, cycle, run_cycle = self.other_at, self.series, self.cycle, self._run_cycle
         bot_index_at, bot_candle = self._bot_index_at, None if self.same_timeframe else self.bot_bars.candle
-        ledger, routine, intents = self.ledger, self.routine, self._intents
+        ledger, routine, intents, decide, bot_id = self.ledger, self.routine, self._intents, self.decisions.append, self.bot_id
         tracker, regimes, watch_bot_bars = self.tracker, self.regimes, self.watch_bot_bars
         codes, atrs = (self._regime_codes, self._regime_atr) if regimes is not None else (memoryview(b""),) * 2
 
@@ -320,8 +320,9 @@ class Backtest(BotSession):
                 if hot is not None and not hot[j] and not (watch_bot_bars and ledger.position.qty):
                     # The decision the cycle is known to reach on a quiet candle, counted instead of built.
                     regime = REGIMES[codes[j]]
-                    if regime is not cycle.regime:
-                        cycle.regime_changed(regime, regimes.features(j), out, close_ts)  # type: ignore[union-attr]
+                    if regime is not cycle.regime:  # the decision's details are built when it is read
+                        decide(Deferred(_REGIME_CHANGED, _regime_changed, (bot_id, close_ts, cycle.regime, regime, regimes, j)))
+                        cycle.regime = regime
                     if ledger.position.qty:
                         cycle.bars_in_position += 1
                         routine[_HOLD] += 1
@@ -377,6 +378,10 @@ class Backtest(BotSession):
         self.exchange.finish(self._candle(last))
         self._book()
         self._segment(last)
+
+
+def _regime_changed(bot_id: int, ts: int, before: Regime, after: Regime, regimes: RegimeSeries, j: int) -> Decision:
+    return regime_decision(bot_id, ts, before, after, regimes.features(j))
 
 
 def run_backtest(bars: Bars, profile: BotProfile, make_strategy: Callable[[], Strategy], fills: FillSettings,

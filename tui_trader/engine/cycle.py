@@ -160,6 +160,13 @@ _SIDE_TEXT = {BUY: ("Buy", "buy"), SELL: ("Sell", "sell")}  # a side's value, an
 _ZERO = Decimal(0)
 # A flat bot's market context depends on the regime alone: one per regime, shared (read-only).
 _FLAT_MARKETS = {regime: MarketContext(regime) for regime in Regime}
+_REGIME_CHANGED, _REGIME_TEXT = DecisionType.REGIME_CHANGED, {regime: regime.value for regime in Regime}
+
+
+def regime_decision(bot_id: int, ts: int, before: Regime, after: Regime, features: dict[str, float] | None) -> Decision:
+    """REGIME_CHANGED, with the tracker's features as its details."""
+    return Decision(bot_id, ts, _REGIME, _REGIME_CHANGED, f"regime {_REGIME_TEXT[before]} -> {_REGIME_TEXT[after]}",
+                    {**features} if features else {})
 
 
 class BotCycle:
@@ -220,20 +227,18 @@ class BotCycle:
             # stored and strategies are deterministic, so they are recomputable exactly.
             out.decisions.append(Decision(self.bot.bot_id, ts, _SCAN, _NO_SETUP, found.reason, {}))
             return
-        confirmations = {c.name: {"passed": c.passed, "detail": c.detail} for c in found.confirmations}
+        confirmations = {c.name: {"passed": c.passed, "detail": c.detail} for c in found.confirmations} if found.confirmations else {}
         side, lower = _SIDE_TEXT[found.side]
         out.decisions.append(Decision(self.bot.bot_id, ts, _SCAN, _SETUP_FOUND,
                                       f"{lower} {'reversal' if reversing else 'setup'}: {found.reason}",
-                                      dict(side=side, confirmations=confirmations, **strategy.indicators())))
+                                      {"side": side, "confirmations": confirmations, **strategy.indicators()}))
         blocked = self._entry(candle, ctx, found, reversing, out, ts)
         if blocked and reversing:  # the position is on the wrong side: leave it even if the new entry cannot go
             self._exit(ctx, f"opposite {lower} setup ({found.reason})", out, self._decider(out, ts))
 
     def regime_changed(self, regime: Regime, features: dict[str, float] | None, out: CycleResult, ts: int) -> None:
-        """Phase 2's decision. A backtest's fast path also calls it alone, on a candle where the strategy
-        is known to reach only its routine decision (which it counts)."""
-        self._decider(out, ts)(_REGIME, DecisionType.REGIME_CHANGED, f"regime {self.regime.value} -> {regime.value}",
-                               **(features or {}))
+        """Phase 2's decision."""
+        out.decisions.append(regime_decision(self.bot.bot_id, ts, self.regime, regime, features))
         self.regime = regime
 
     def _decider(self, out: CycleResult, ts: int) -> Callable[..., None]:
