@@ -27,6 +27,7 @@ def exact(setting: float) -> Decimal:
 
 
 _CAPS = ("risk", "max_position", "leverage", "margin")  # in the order a tie is resolved
+_HUNDRED = Decimal(100)
 
 
 @dataclass(slots=True)  # one per entry sized, per bot: not frozen for speed; treated as read-only
@@ -124,12 +125,19 @@ def exact_levels(side: Side, entry: Decimal, profile: RiskProfile, instrument: I
 def size_position(side: Side, entry: Decimal, stop: Decimal, target: Decimal, equity: Decimal, capital: Decimal,
                   available: Decimal, profile: RiskProfile, instrument: Instrument, taker_fee: Decimal) -> Sizing:
     distance = abs(entry - stop)
-    risk_amount = equity * exact(profile.risk_per_trade_pct) / 100
-    leverage = min(exact(profile.max_leverage), instrument.max_leverage)
-    caps = (risk_amount / distance, capital * exact(profile.max_position_pct) / 100 / entry, equity * leverage / entry,
-            max(available, ZERO) / (entry / leverage + entry * taker_fee))
-    smallest = min(caps)
-    binding = _CAPS[caps.index(smallest)]  # the first of equal ones
+    risk_amount = equity * exact(profile.risk_per_trade_pct) / _HUNDRED
+    leverage = exact(profile.max_leverage)
+    if instrument.max_leverage < leverage:
+        leverage = instrument.max_leverage
+    caps = (risk_amount / distance, capital * exact(profile.max_position_pct) / _HUNDRED / entry, equity * leverage / entry,
+            (available if available > ZERO else ZERO) / (entry / leverage + entry * taker_fee))
+    smallest, binding = caps[0], _CAPS[0]  # the smallest cap, the first of equal ones (per sizing: no min() and index())
+    if caps[1] < smallest:
+        smallest, binding = caps[1], _CAPS[1]
+    if caps[2] < smallest:
+        smallest, binding = caps[2], _CAPS[2]
+    if caps[3] < smallest:
+        smallest, binding = caps[3], _CAPS[3]
     qty = instrument.floor_qty(smallest)
     if qty < instrument.min_qty:
         return Sizing(ZERO, stop, target, f"size {qty} (capped by {binding}) is below the minimum qty {instrument.min_qty}",
