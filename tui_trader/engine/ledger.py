@@ -67,10 +67,11 @@ class BotLedger:
             self._add(fill, qty if buy else -qty, fee)
             return []
         size = abs(held)
-        closing = min(size, qty)
-        # to_usdt, inlined: three per closing fill
-        closing_fee = (fee * closing / qty).quantize(USDT_STEP, ROUND_HALF_EVEN)
-        entry_fee_share = (pos.entry_fees * closing / size).quantize(USDT_STEP, ROUND_HALF_EVEN)
+        closing = size if size <= qty else qty
+        # The closed part's shares of the fees (a whole one without the pro-rating), to_usdt inlined.
+        closing_fee = (fee if closing == qty else fee * closing / qty).quantize(USDT_STEP, ROUND_HALF_EVEN)
+        entry_fee_share = (pos.entry_fees if closing == size else pos.entry_fees * closing / size).quantize(
+            USDT_STEP, ROUND_HALF_EVEN)
         price, entry = fill.price, pos.entry_price
         gross = (price - entry) * closing
         pnl = (gross if long else gross * -1).quantize(USDT_STEP, ROUND_HALF_EVEN)  # -1 keeps the sign of a zero P&L (-0)
