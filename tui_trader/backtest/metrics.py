@@ -30,6 +30,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import compress
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ from tui_trader.model import Trade
 
 NAN = float("nan")
 YEAR_MS = 365 * 86_400_000
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,16 @@ def _clean(equity: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Equity as (ms timestamps int64, values float64), sorted, NaNs dropped."""
     if len(equity) == 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
-    idx = equity.index
+    idx, values = equity.index, equity.to_numpy()
+    if not isinstance(idx, pd.DatetimeIndex) and values.dtype.kind in "iuf":
+        # The usual curve (ms index, numbers, in order, no NaN) needs none of the conversions below.
+        t, v = np.asarray(idx, dtype=np.int64), np.asarray(values, dtype=np.float64)
+        if not np.isnan(v).any() and bool((t[1:] >= t[:-1]).all()):
+            return t, v
     if not isinstance(idx, pd.DatetimeIndex):
         idx = pd.to_datetime(np.asarray(idx, dtype=np.int64), unit="ms", utc=True)
     idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
-    s = pd.Series(pd.to_numeric(equity.to_numpy(), errors="coerce").astype(float), index=idx)
+    s = pd.Series(pd.to_numeric(values, errors="coerce").astype(float), index=idx)
     s = s.dropna().sort_index()
     return s.index.as_unit("ms").asi8.astype(np.int64), s.to_numpy(np.float64)
 
@@ -109,14 +116,12 @@ def _max_dd_duration(t: np.ndarray, dd: np.ndarray) -> int:
     return int((t[ends] - t[starts]).max()) if len(ends) else 0
 
 
-def _exposure_pct(t: np.ndarray, trades: Sequence[Trade]) -> float:
-    """% of curve points inside some trade's [entry_ts, exit_ts]."""
+def _exposure_pct(t: np.ndarray, entry: np.ndarray, exit_: np.ndarray) -> float:
+    """% of curve points inside some trade's [entry, exit] (ms)."""
     if len(t) == 0:
         return NAN
-    if not trades:
+    if not len(entry):
         return 0.0
-    entry = np.fromiter((tr.entry_ts for tr in trades), np.int64, len(trades))
-    exit_ = np.fromiter((tr.exit_ts for tr in trades), np.int64, len(trades))
     marks = np.bincount(np.searchsorted(t, entry, "left"), minlength=len(t) + 1)
     marks -= np.bincount(np.searchsorted(t, exit_, "right"), minlength=len(t) + 1)
     return float((np.cumsum(marks[:-1]) > 0).mean() * 100)
@@ -147,15 +152,29 @@ def compute_metrics(
 ) -> Metrics:
     """Score closed trades and an equity curve (DatetimeIndex or int ms index) per the module doc."""
     n = len(trades)
-    nets = [tr.pnl - tr.fees for tr in trades]  # net_pnl, without a property call per trade
-    wins = [x for x in nets if x > 0]
-    losses = [x for x in nets if x < 0]
-    net_sum = sum(nets, Decimal(0))
-    fees = sum((tr.fees for tr in trades), Decimal(0))
-    win_sum, loss_sum = sum(wins, Decimal(0)), sum(losses, Decimal(0))
-    notional = np.fromiter((float(abs(tr.qty * tr.entry_price)) for tr in trades), np.float64, n)
+    # One pass over the trades: each trade's objects are fetched from memory once (the passes after
+    # this one run over fresh, compact lists, and C-level maps have no Python frame per item).
+    nets: list[Decimal] = []
+    notional: list[Decimal] = []
+    entry_ts: list[int] = []
+    exit_ts: list[int] = []
+    add_net, add_notional, add_entry, add_exit = nets.append, notional.append, entry_ts.append, exit_ts.append
+    fee_sum = ZERO
+    for tr in trades:
+        fee = tr.fees
+        fee_sum += fee
+        add_net(tr.pnl - fee)  # net_pnl, without a property call
+        add_notional(tr.qty * tr.entry_price)
+        add_entry(tr.entry_ts)
+        add_exit(tr.exit_ts)
+    nets_f = np.fromiter(map(float, nets), np.float64, n)
+    win_mask, loss_mask = list(map(ZERO.__lt__, nets)), list(map(ZERO.__gt__, nets))
+    wins, losses = win_mask.count(True), loss_mask.count(True)
+    net_sum = sum(nets, ZERO)
+    win_sum, loss_sum = sum(compress(nets, win_mask), ZERO), sum(compress(nets, loss_mask), ZERO)
+    notional_f = np.abs(np.fromiter(map(float, notional), np.float64, n))  # |float(x)| == float(|x|)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ret_pct = np.fromiter(map(float, nets), np.float64, n) / notional * 100
+        ret_pct = nets_f / notional_f * 100
     ret_pct = ret_pct[np.isfinite(ret_pct)]
 
     t, v = _clean(equity)
@@ -179,20 +198,21 @@ def compute_metrics(
         total_return_pct=(growth - 1.0) * 100,
         cagr_pct=cagr * 100,
         trades=n,
-        win_rate_pct=len(wins) / n * 100 if n else NAN,
+        win_rate_pct=wins / n * 100 if n else NAN,
         profit_factor=_ratio(float(win_sum), float(loss_sum), n > 0),
         profit_factor_pct=_ratio(float(ret_pct[ret_pct > 0].sum()), float(ret_pct[ret_pct < 0].sum()), n > 0),
         expectancy=float(net_sum / n) if n else NAN,
-        avg_win=float(win_sum / len(wins)) if wins else NAN,
-        avg_loss=float(loss_sum / len(losses)) if losses else NAN,
-        largest_win=float(max(wins)) if wins else NAN,
-        largest_loss=float(min(losses)) if losses else NAN,
+        avg_win=float(win_sum / wins) if wins else NAN,
+        avg_loss=float(loss_sum / losses) if losses else NAN,
+        # float() is monotonic: the largest float is the float of the largest Decimal.
+        largest_win=float(nets_f[np.array(win_mask, bool)].max()) if wins else NAN,
+        largest_loss=float(nets_f[np.array(loss_mask, bool)].min()) if losses else NAN,
         max_drawdown_pct=max_dd * 100,
         max_drawdown_duration=_max_dd_duration(t, dd),
         sharpe=sharpe,
         sortino=sortino,
         calmar=cagr / abs(max_dd) if max_dd < 0 else NAN,
-        exposure_pct=_exposure_pct(t, trades),
-        fees_paid=float(fees),
+        exposure_pct=_exposure_pct(t, np.array(entry_ts, np.int64), np.array(exit_ts, np.int64)),
+        fees_paid=float(fee_sum),
         buy_and_hold_pct=NAN if buy_and_hold_pct is None else float(buy_and_hold_pct),
     )
