@@ -3,6 +3,7 @@ only when read), the books over time for the equity curve."""
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,16 +19,28 @@ from tui_trader.model import BotState, Decision, DecisionType, Fill, Trade
 ROUTINE = (DecisionType.NO_SETUP, DecisionType.HOLD, DecisionType.WARMING_UP)
 
 
-@dataclass(slots=True)
-class Segment:
-    """The bot's books from base bar `start` on, until the next segment: the ledger's own Decimals
-    (immutable, so held as they are; converted only when the equity curve is read)."""
+class BookSeries:
+    """The bot's books after each booking, for the equity curve: from base bar `start[i]` on (until the
+    next entry) the wallet (capital + realized P&L - fees), the signed qty and the entry price (0 when
+    flat). Raw number columns, appended as the run books: no object per entry to collect later."""
 
-    start: int
-    realized_pnl: Decimal
-    fees: Decimal
-    qty: Decimal  # signed; zero when flat
-    entry: Decimal
+    __slots__ = ("start", "wallet", "qty", "entry")
+
+    def __init__(self) -> None:
+        self.start, self.wallet, self.qty, self.entry = array("q"), array("d"), array("d"), array("d")
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def record(self, k: int, wallet: float, qty: float, entry: float) -> None:
+        """The books from bar k on (replacing an entry already made at k)."""
+        if self.start and self.start[-1] == k:
+            self.wallet[-1], self.qty[-1], self.entry[-1] = wallet, qty, entry
+            return
+        self.start.append(k)
+        self.wallet.append(wallet)
+        self.qty.append(qty)
+        self.entry.append(entry)
 
 
 @dataclass
@@ -40,7 +53,7 @@ class RunResult:
     fills: list[Fill]
     raw_decisions: list[Decision | Deferred]  # everything but the routine decisions of the bars not run
     routine: Counter[DecisionType]  # routine decisions of the bars the fast path did not run the cycle on
-    segments: list[Segment]
+    books: BookSeries
     final_equity: Decimal
     wallet: Decimal
     open_position: tuple[Decimal, Decimal] | None  # (signed qty, entry) left open at the end
@@ -61,14 +74,11 @@ class RunResult:
         return counts
 
     def equity_curve(self) -> np.ndarray:
-        """Equity at each base bar's close (float), from the booked segments."""
+        """Equity at each base bar's close (float), from the books after each booking."""
         close = self.bars.close[self.start:]
-        segments, capital = self.segments, self.capital
-        n = len(segments)
-        starts = np.fromiter((s.start for s in segments), np.int64, n) - self.start
-        wallet = np.fromiter((float(capital + s.realized_pnl - s.fees) for s in segments), np.float64, n)
-        qty = np.fromiter((float(s.qty) for s in segments), np.float64, n)
-        entry = np.fromiter((float(s.entry) if s.qty else 0.0 for s in segments), np.float64, n)
+        books = self.books
+        starts = np.frombuffer(books.start, np.int64) - self.start
+        wallet, qty, entry = (np.frombuffer(c, np.float64) for c in (books.wallet, books.qty, books.entry))
         counts = np.diff(np.append(starts, len(close)))
         return np.repeat(wallet, counts) + np.repeat(qty, counts) * (close - np.repeat(entry, counts))
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from tui_trader.backtest.btpy import BacktestingPyBroker, OutOfMoney
 from tui_trader.backtest.regimes import REGIMES, RegimeSeries, regime_series
-from tui_trader.backtest.results import Deferred, RunResult, Segment
+from tui_trader.backtest.results import Deferred, RunResult
 from tui_trader.backtest.series import FIELDS, Bars, aggregate
 from tui_trader.backtest.session import DAY_MS, BotSession, FillSettings
 from tui_trader.engine.cycle import BotProfile, regime_decision
@@ -63,6 +63,7 @@ class Backtest(BotSession):
         self._base_ms = timeframe_ms(bars.timeframe)
         self.start = start
         self.progress = progress
+        self._last_books: tuple[Decimal, ...] = ()  # the ledger values last recorded in `books`
         # The bot's timeframes, built from the base bars as the live aggregator builds them.
         self.series: dict[str, tuple[Bars, np.ndarray]] = {tf: aggregate(bars, tf) for tf in strategy.timeframes()}
         self.bot_bars, emitted = self.series[profile.timeframe]
@@ -128,7 +129,7 @@ class Backtest(BotSession):
         mark = self.mark if self.mark is not None else position.entry_price
         return RunResult(
             self.bars, self.bot_bars, self.start, self.profile.capital, self.trades, self.fills, self.decisions,
-            self.routine, self.segments, self.ledger.equity(mark), self.ledger.wallet,
+            self.routine, self.books, self.ledger.equity(mark), self.ledger.wallet,
             (position.qty, position.entry_price) if position.is_open else None,
             self.exchange.ambiguous_bars, self._processed, self.state, self.state_reason, out_of_money)
 
@@ -157,7 +158,7 @@ class Backtest(BotSession):
             if isinstance(self.exchange, PaperExchange):
                 self.exchange.restore({self.bot_id: (self.ledger.wallet, self.profile.leverage)}, [], [],
                                       {self.symbol: self.mark})
-        self._segment(self.start)
+        self._record_books(self.start)
 
     def _run_fast(self, n: int, tick: Tick) -> bool:
         assert self.mask is not None and self.regimes is not None
@@ -179,13 +180,10 @@ class Backtest(BotSession):
         k = last_report = self.start
         cursor = 0
         try:
-            while k < n:
-                if not ready():
-                    while k < n and not ready():
-                        tick(k, None)  # every bar through the cycle until the strategy has its lookback
-                        k += 1
-                    if k >= n:
-                        break
+            while k < n and not ready():  # every bar through the cycle until the strategy has its lookback
+                tick(k, None)
+                k += 1
+            while k < n:  # (a strategy that is ready stays ready: `ready` is not asked again)
                 tick(k, hot)
                 if orders:  # a working order: the exchange can fill it on the next bar
                     k += 1
@@ -287,7 +285,7 @@ class Backtest(BotSession):
         ts_, open_, high_, low_, close_, volume_ = self._lists
         symbol, timeframe, base_ms, start = self.symbol, self.bars.timeframe, self._base_ms, self.start
         match, process_candle = self._match, self.exchange.process_candle
-        listener, book, send, segment, mark = self.listener, self._book, self._send, self._segment, self._mark
+        listener, book, send, record_books, mark = self.listener, self._book, self._send, self._record_books, self._mark
         risk_pass = self._risk_pass if self.watch_limits else None
         other_at, series, cycle, run_cycle = self.other_at, self.series, self.cycle, self._run_cycle
         bot_index_at, bot_candle = self._bot_index_at, None if self.same_timeframe else self.bot_bars.candle
@@ -348,36 +346,34 @@ class Backtest(BotSession):
                     if intents and send():
                         booked = True
             if booked or k == start:
-                segment(k)
+                record_books(k)
 
         return tick
 
-    def _segment(self, k: int) -> None:
+    def _record_books(self, k: int) -> None:
         """The books from bar k on (the equity curve's), when they changed."""
         ledger = self.ledger
         position = ledger.position
-        segment = Segment(k, ledger.realized_pnl, ledger.fees, position.qty, position.entry_price)
-        if self.watch_limits:
-            qty = float(position.qty)
-            self._books_f = (qty, float(position.entry_price) if qty else 0.0, float(ledger.wallet))
-        segments = self.segments
-        if segments:
-            last = segments[-1]
-            if last.start == k:
-                segments[-1] = segment
-                return
+        books = (ledger.realized_pnl, ledger.fees, position.qty, position.entry_price)
+        if self.books and self.books.start[-1] != k:
             # Booking replaces a value, never changes one: the same objects are the same books.
-            if (last.realized_pnl is segment.realized_pnl and last.fees is segment.fees and last.qty is segment.qty
-                    and last.entry is segment.entry):
+            last = self._last_books
+            if last[0] is books[0] and last[1] is books[1] and last[2] is books[2] and last[3] is books[3]:
                 return
-        segments.append(segment)
+        self._last_books = books
+        # As floats now, while the values are fresh in memory (read back later they are scattered).
+        qty = float(position.qty)
+        wallet, entry = float(ledger.capital + books[0] - books[1]), float(position.entry_price) if qty else 0.0
+        if self.watch_limits:
+            self._books_f = (qty, entry, wallet)
+        self.books.record(k, wallet, qty, entry)
 
     def _finish(self, last: int) -> None:
         """backtesting.py's finalize_trades: the last bar is matched once more with the close orders."""
         assert isinstance(self.exchange, BacktestingPyBroker)
         self.exchange.finish(self._candle(last))
         self._book()
-        self._segment(last)
+        self._record_books(last)
 
 
 def _regime_changed(bot_id: int, ts: int, before: Regime, after: Regime, regimes: RegimeSeries, j: int) -> Decision:

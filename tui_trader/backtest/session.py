@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from tui_trader.backtest.btpy import BacktestingPyBroker
-from tui_trader.backtest.results import Deferred, Segment
+from tui_trader.backtest.results import BookSeries, Deferred
 from tui_trader.engine.booking import book_fill, order_cancelled, order_placed, order_rejected, trade_entered, trade_exited
 from tui_trader.engine.cycle import BotCycle, BotProfile, CancelOrders, CycleContext, CycleResult, MoveStop, PlaceOrder
 from tui_trader.engine.ledger import BotLedger
@@ -112,7 +112,7 @@ class BotSession:
         self.routine: Counter[DecisionType] = Counter()
         self.trades: list[Trade] = []
         self.fills: list[Fill] = []
-        self.segments: list[Segment] = []
+        self.books = BookSeries()
         self._intents: list[Intent] = []
         self._out = CycleResult(self.decisions, self._intents)  # the cycle appends straight to these
         self.listener = _Listener()
