@@ -6,9 +6,13 @@ Rules (reference/backtesting-py-semantics.md, with bt:L line numbers of its sour
 * A market order fills at the next bar's open (bt:L916-919). An order that
   reverses a position first closes it at the open (FIFO, no spread), then opens
   the rest at the spread-adjusted price open * (1 +/- spread) (bt:L961, L982-1004),
-  as `position.close(); buy()` does; the two legs are reported as two fills.
+  as `position.close(); buy()` does. Legs at one price (no spread) are reported as
+  one fill of the whole order, as an exchange reports it; at two prices, as two fills.
 * Commission `fee` * |qty| * price on every leg, at the leg's price; the entry's
   at the spread-adjusted price (bt:L1089-1103). No tick rounding of any price.
+  The broker's cash takes it in backtesting.py's float arithmetic (its margin and
+  out-of-money checks are backtesting.py's); the fills report it exactly (Decimal
+  qty * price * fee), so the ledger books a reversal's one fill as its two legs.
 * An entry larger than the margin available at the bar (equity at its close,
   minus the margin of open trades, times leverage) is cancelled (bt:L1007-1014).
 * The position's stop-loss is a stop-market order, its take-profit a limit
@@ -69,7 +73,7 @@ class BacktestingPyBroker:
 
     def __init__(self, instrument: Instrument, fee: Decimal, spread: Decimal) -> None:
         self._instrument = instrument
-        self._fee = float(fee)
+        self._fee, self._fee_rate = float(fee), fee
         self._spread = float(spread)
         self._listener: ExchangeListener | None = None
         self._bot_id = 0
@@ -82,8 +86,6 @@ class BacktestingPyBroker:
         self._now = 0
         self._n_fills = 0
         self._sizes: dict[float, Decimal] = {}
-        # The last price and fee converted: a reversal's two legs often share them (the open, an equal size).
-        self._price_f, self._price, self._fee_f, self._fee_d = 0.0, Decimal(0), 0.0, Decimal(0)
         self.ambiguous_bars = 0  # not modelled: backtesting.py assumes the stop
 
     def set_listener(self, listener: ExchangeListener) -> None:
@@ -169,14 +171,17 @@ class BacktestingPyBroker:
         """Fill a market order at the open."""
         qty = float(r.qty) * (1 if r.side is _BUY else -1)
         trade = self._trade
+        closed = 0.0  # of the open trade: its leg is reported with the opening one when they share a price
         if trade is not None and trade.qty * qty < 0:
-            closing = min(abs(qty), abs(trade.qty))
-            self._close(r, open_, ts, r.purpose, r.client_order_id, closing)
-            qty += closing * (1 if qty < 0 else -1)
+            closed = min(abs(qty), abs(trade.qty))
+            self._settle(closed, open_)
+            qty += closed * (1 if qty < 0 else -1)
         elif r.reduce_only:
             self._publish(r, _CANCELLED, ts, "reduce-only order had nothing to reduce")
             return
         if r.reduce_only or qty == 0:
+            if closed:
+                self._emit(r, r.side, closed, open_, ts, r.purpose, r.client_order_id, True)
             self._publish(r, _FILLED, ts)
             return
         size = abs(qty)
@@ -187,29 +192,38 @@ class BacktestingPyBroker:
         used = abs(trade.qty) * close / self._leverage if trade is not None else 0.0
         margin = max(0.0, self._cash + unrealized - used)
         if size * per_unit > margin * self._leverage:
+            if closed:
+                self._emit(r, r.side, closed, open_, ts, r.purpose, r.client_order_id, True)
             self._publish(r, _CANCELLED, ts, "insufficient margin at the fill (backtesting.py cancels it)")
             return
-        fee = size * price * self._fee
-        self._cash -= fee
+        self._cash -= size * price * self._fee
         self._trade = _Trade(qty, price, None if r.stop_loss is None else float(r.stop_loss),
                              None if r.take_profit is None else float(r.take_profit), r)
-        self._emit(r, r.side, size, price, fee, ts, r.purpose, r.client_order_id, False)
+        if closed and price != open_:
+            self._emit(r, r.side, closed, open_, ts, r.purpose, r.client_order_id, True)
+            closed = 0.0
+        self._emit(r, r.side, closed + size, price, ts, r.purpose, r.client_order_id, False)
         if self._listener is not None:
             self._listener.on_order_update(OrderUpdate(r.client_order_id, r.bot_id, _FILLED, ts))
 
-    def _close(self, r: OrderRequest, price: float, ts: int, purpose: OrderPurpose, cid: str,
-               qty: float | None = None) -> None:
+    def _settle(self, size: float, price: float) -> None:
+        """Close `size` of the open trade at `price` in the broker's cash (backtesting.py's arithmetic)."""
         trade = self._trade
         assert trade is not None
-        size = abs(trade.qty) if qty is None else qty
         sign = 1.0 if trade.qty > 0 else -1.0
-        fee = size * price * self._fee
-        self._cash += sign * size * (price - trade.entry) - fee
+        self._cash += sign * size * (price - trade.entry) - size * price * self._fee
         remaining = abs(trade.qty) - size
         self._trade = None if remaining <= 0 else _Trade(sign * remaining, trade.entry, trade.stop, trade.target, trade.request)
-        self._emit(r, _SELL if sign > 0 else _BUY, size, price, fee, ts, purpose, cid, True)
 
-    def _emit(self, r: OrderRequest, side: Side, qty: float, price: float, fee: float, ts: int, purpose: OrderPurpose,
+    def _close(self, r: OrderRequest, price: float, ts: int, purpose: OrderPurpose, cid: str) -> None:
+        """Close the whole open trade at `price`, reported as a fill."""
+        trade = self._trade
+        assert trade is not None
+        size, side = abs(trade.qty), _SELL if trade.qty > 0 else _BUY
+        self._settle(size, price)
+        self._emit(r, side, size, price, ts, purpose, cid, True)
+
+    def _emit(self, r: OrderRequest, side: Side, qty: float, price: float, ts: int, purpose: OrderPurpose,
               cid: str, reduce_only: bool) -> None:
         listener = self._listener
         if listener is None:
@@ -218,13 +232,9 @@ class BacktestingPyBroker:
         size = self._sizes.get(qty)  # the few sizes a run trades, as Decimals
         if size is None:
             size = self._sizes[qty] = Decimal(repr(qty))
-        # Equal nonzero floats have the same repr (0.0 and -0.0 do not).
-        if price != self._price_f or not price:
-            self._price_f, self._price = price, Decimal(repr(price))
-        if fee != self._fee_f or not fee:
-            self._fee_f, self._fee_d = fee, Decimal(repr(fee))
-        listener.on_fill(Fill(f"{cid}-f{n}", cid, r.bot_id, r.symbol, side, size, self._price, self._fee_d, _TAKER, ts,
-                              purpose, reduce_only))
+        price_d = Decimal(repr(price))
+        listener.on_fill(Fill(f"{cid}-f{n}", cid, r.bot_id, r.symbol, side, size, price_d, size * price_d * self._fee_rate,
+                              _TAKER, ts, purpose, reduce_only))
 
     def _publish(self, r: OrderRequest, status: OrderStatus, ts: int, reason: str = "") -> OrderUpdate:
         update = OrderUpdate(r.client_order_id, r.bot_id, status, ts, reason)
