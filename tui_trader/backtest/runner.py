@@ -362,8 +362,8 @@ class Backtest(BotSession):
                 return
         self._last_books = books
         # As floats now, while the values are fresh in memory (read back later they are scattered).
-        qty = float(position.qty)
-        wallet, entry = float(ledger.capital + books[0] - books[1]), float(position.entry_price) if qty else 0.0
+        wallet = float(ledger.capital + books[0] - books[1])
+        qty, entry = (float(books[2]), float(books[3])) if books[2] else (0.0, 0.0)
         if self.watch_limits:
             self._books_f = (qty, entry, wallet)
         self.books.record(k, wallet, qty, entry)
