@@ -355,7 +355,8 @@ class Backtest(BotSession):
         ledger = self.ledger
         position = ledger.position
         books = (ledger.realized_pnl, ledger.fees, position.qty, position.entry_price)
-        if self.books and self.books.start[-1] != k:
+        starts = self.books.start
+        if starts and starts[-1] != k:
             # Booking replaces a value, never changes one: the same objects are the same books.
             last = self._last_books
             if last[0] is books[0] and last[1] is books[1] and last[2] is books[2] and last[3] is books[3]:
