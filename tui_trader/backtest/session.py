@@ -191,7 +191,7 @@ class BotSession:
             q, entry, wallet = self._books_f
             near = wallet + q * (self._close - entry) + abs(q) * self._tick_f >= self._high_water_f
             if near and self._equity() > ledger.high_water:
-                ledger.high_water = self.equity  # type: ignore[assignment]
+                ledger.high_water = self._equity()  # the value just computed (not self.equity: mypy, and so mypyc, narrow it to None)
                 self._high_water_f = float(ledger.high_water) * (1 - 1e-12)
         elif ledger.wallet > ledger.high_water:
             ledger.high_water = ledger.wallet
