@@ -85,7 +85,7 @@ class BacktestingPyBroker:
         self._used: set[str] = set()
         self._now = 0
         self._n_fills = 0
-        self._sizes: dict[float, Decimal] = {}
+        self._sizes: dict[float, tuple[Decimal, Decimal]] = {}
         self.ambiguous_bars = 0  # not modelled: backtesting.py assumes the stop
 
     def set_listener(self, listener: ExchangeListener) -> None:
@@ -229,12 +229,13 @@ class BacktestingPyBroker:
         if listener is None:
             return
         n = self._n_fills = self._n_fills + 1
-        size = self._sizes.get(qty)  # the few sizes a run trades, as Decimals
-        if size is None:
-            size = self._sizes[qty] = Decimal(repr(qty))
+        sized = self._sizes.get(qty)  # the few sizes a run trades: as Decimals, and their fee per unit of price
+        if sized is None:
+            size_d = Decimal(repr(qty))
+            sized = self._sizes[qty] = (size_d, size_d * self._fee_rate)
         price_d = Decimal(repr(price))
-        listener.on_fill(Fill(f"{cid}-f{n}", cid, r.bot_id, r.symbol, side, size, price_d, size * price_d * self._fee_rate,
-                              _TAKER, ts, purpose, reduce_only))
+        listener.on_fill(Fill(f"{cid}-f{n}", cid, r.bot_id, r.symbol, side, sized[0], price_d, sized[1] * price_d, _TAKER,
+                              ts, purpose, reduce_only))
 
     def _publish(self, r: OrderRequest, status: OrderStatus, ts: int, reason: str = "") -> OrderUpdate:
         update = OrderUpdate(r.client_order_id, r.bot_id, status, ts, reason)

@@ -284,7 +284,7 @@ class BotCycle:
         # 7. guard
         before = ctx.position.qty * entry if reversing else _ZERO
         after = (sizing.qty if found.side is BUY else -sizing.qty) * entry
-        blocked = self._guard(candle, ctx, before, after, reversing)
+        blocked = self._guard(ts, ctx, before, after, reversing)
         if blocked:
             gate, reason = blocked
             self._decider(out, ts)(Phase.GUARD, DecisionType.RISK_BLOCKED, f"{gate}: {reason}", gate=gate, qty=str(sizing.qty))
@@ -360,7 +360,7 @@ class BotCycle:
             decide(Phase.MANAGE, DecisionType.EXIT_SIGNAL, f"exit: {reason}", **self.strategy.indicators())
             out.intents.append(close_position(self.bot, ctx.position, ctx.next_seq, OrderPurpose.EXIT))
 
-    def _guard(self, candle: Candle, ctx: CycleContext, before: Decimal, after: Decimal,
+    def _guard(self, close_ts: int, ctx: CycleContext, before: Decimal, after: Decimal,
                reversing: bool) -> tuple[str, str] | None:
         """The first gate that blocks a new entry: (gate, reason with its numbers). `before` and
         `after` are the bot's signed notional without and with the entry."""
@@ -379,7 +379,7 @@ class BotCycle:
             left = -(-(ctx.cooldown_until - ctx.now_ts) // bot.timeframe_ms)
             until = datetime.fromtimestamp(ctx.cooldown_until / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
             return "cooldown", f"after {bot.risk.cooldown_losses} consecutive losses: no entries for {left} more candles (until {until})"
-        age = ctx.now_ts - candle.close_ts
+        age = ctx.now_ts - close_ts
         if age > bot.stale_after_ms:
             return "stale_data", f"candle closed {age // 1000}s before the market clock (limit {bot.stale_after_ms // 1000}s)"
         if ctx.has_open_entry:
