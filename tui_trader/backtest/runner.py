@@ -285,11 +285,11 @@ class Backtest(BotSession):
         ts_, open_, high_, low_, close_, volume_ = self._lists
         symbol, timeframe, base_ms, start = self.symbol, self.bars.timeframe, self._base_ms, self.start
         match, process_candle = self._match, self.exchange.process_candle
-        listener, book, send, record_books, mark = self.listener, self._book, self._send, self._record_books, self._mark
+        listener, book, record_books, mark = self.listener, self._book, self._record_books, self._mark
         risk_pass = self._risk_pass if self.watch_limits else None
         other_at, series, cycle, run_cycle = self.other_at, self.series, self.cycle, self._run_cycle
         bot_index_at, bot_candle = self._bot_index_at, None if self.same_timeframe else self.bot_bars.candle
-        ledger, routine, intents, decide, bot_id = self.ledger, self.routine, self._intents, self.decisions.append, self.bot_id
+        ledger, routine, decide, bot_id = self.ledger, self.routine, self.decisions.append, self.bot_id
         tracker, regimes, watch_bot_bars = self.tracker, self.regimes, self.watch_bot_bars
         codes, atrs = (self._regime_codes, self._regime_atr) if regimes is not None else (memoryview(b""),) * 2
 
@@ -342,8 +342,7 @@ class Backtest(BotSession):
                         # The features only go into a REGIME_CHANGED decision's details: built when one is due.
                         features = (regimes.features(j)  # type: ignore[union-attr]
                                     if regime is not cycle.regime else None)
-                    run_cycle(candle, regime, features, atr, close_d)
-                    if intents and send():
+                    if run_cycle(candle, regime, features, atr, close_d):
                         booked = True
             if booked or k == start:
                 record_books(k)

@@ -216,9 +216,11 @@ class BotSession:
                 self._set_state(BotState.PAUSED, "pause", f"risk:{gate}", f"{gate}: {reason}")
 
     def _run_cycle(self, candle: Candle, regime: Regime, features: dict[str, float] | None, atr: float,
-                   close: Decimal | None) -> None:
+                   close: Decimal | None) -> bool:
         """The bot's cycle on a candle of its timeframe, with the regime tracker's view of it (`close`:
-        the candle's close on the tick grid, when known). Its intents are left in `_intents`."""
+        the candle's close on the tick grid, when known), and its intents carried out: each is recorded
+        and sent in turn, as the orchestrator persists and sends them (a backtest persists nothing).
+        True when the exchange reported fills or order updates."""
         ledger = self.ledger
         orders = self.orders
         equity = self.equity
@@ -230,37 +232,30 @@ class BotSession:
             bool(orders) and any(o.request.purpose is _EXIT or o.request.purpose is _FLATTEN for o in orders.values()),
             self.next_seq, ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, None, atr, close)
         self.cycle.run(candle, ctx, self._out)
-        for intent in self._intents:
-            if type(intent) is PlaceOrder:
-                request = intent.request
-                orders[request.client_order_id] = Order(request, _PENDING, self.now_ts, self.now_ts)
-                if intent.seq >= self.next_seq:
-                    self.next_seq = intent.seq + 1
-            elif type(intent) is MoveStop:
-                ledger.position.stop_price = intent.stop
-
-    def _send(self) -> bool:
-        """Carry out the cycle's intents; True when the exchange reported fills or order updates."""
         intents = self._intents
+        if not intents:
+            return False
         for intent in intents:
             if type(intent) is PlaceOrder:
-                self._place(intent)
+                request = intent.request
+                order = orders[request.client_order_id] = Order(request, _PENDING, self.now_ts, self.now_ts)
+                if intent.seq >= self.next_seq:
+                    self.next_seq = intent.seq + 1
+                self._place(order)
             elif type(intent) is MoveStop:
-                if self.ledger.position.qty:
+                ledger.position.stop_price = intent.stop
+                if ledger.position.qty:
                     self.exchange.set_stop(intent.bot_id, intent.symbol, intent.stop, intent.target)
             else:
-                for cid in [c for c, o in self.orders.items() if o.status is _PENDING]:
-                    self.orders.pop(cid)
+                for cid in [c for c, o in orders.items() if o.status is _PENDING]:
+                    orders.pop(cid)
                 self.exchange.cancel_symbol(self.bot_id, self.symbol)
         intents.clear()
         listener = self.listener
         return self._book() if listener.fills or listener.updates else False
 
-    def _place(self, intent: PlaceOrder) -> None:
-        request = intent.request
-        order = self.orders.get(request.client_order_id)
-        if order is None:
-            return
+    def _place(self, order: Order) -> None:
+        request = order.request
         ack = self.exchange.submit(request)
         if ack.status is _REJECTED:
             self.orders.pop(request.client_order_id)
