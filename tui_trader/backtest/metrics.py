@@ -35,11 +35,10 @@ from itertools import compress
 import numpy as np
 import pandas as pd
 
-from tui_trader.model import Trade
+from tui_trader.model import ZERO, Trade
 
 NAN = float("nan")
 YEAR_MS = 365 * 86_400_000
-ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,6 @@ class BookSeries:
     def __init__(self) -> None:
         self.start, self.wallet, self.qty, self.entry = array("q"), array("d"), array("d"), array("d")
 
-    def __len__(self) -> int:
-        return len(self.start)
-
     def record(self, k: int, wallet: float, qty: float, entry: float) -> None:
         """The books from bar k on (replacing an entry already made at k)."""
         if self.start and self.start[-1] == k:

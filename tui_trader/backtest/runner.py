@@ -249,7 +249,7 @@ class Backtest(BotSession):
     def _skipper(self) -> Callable[[int, int], None]:
         """`skip(lo, hi)`: bars lo..hi-1 on which nothing but the routine happens: count it, carry the
         high-water mark."""
-        ledger, routine, cycle = self.ledger, self.routine, self.cycle
+        ledger, routine, cycle, books = self.ledger, self.routine, self.cycle, self.books
         watch_limits, emission_count, closes = self.watch_limits, None, self._lists[4]
         if not self.same_timeframe:  # bot candles emitted up to and including base bar k
             emission_count = memoryview(np.bincount(self.bot_emitted, minlength=len(self.bars)).cumsum())
@@ -265,8 +265,8 @@ class Backtest(BotSession):
             if not watch_limits:
                 return
             best = max(closes[lo:hi]) if position.qty > 0 else min(closes[lo:hi])
-            qty, entry = float(position.qty), float(position.entry_price)
-            if float(ledger.wallet) + qty * (best - entry) >= float(ledger.high_water) * (1 - 1e-9):  # exact check only near
+            qty, entry, wallet = books.qty[-1], books.entry[-1], books.wallet[-1]
+            if wallet + qty * (best - entry) >= float(ledger.high_water) * (1 - 1e-9):  # exact check only near
                 equity = ledger.equity(self.instrument.round_price(best))
                 if equity > ledger.high_water:
                     ledger.high_water = equity
@@ -309,6 +309,8 @@ class Backtest(BotSession):
                 self.now_ts = close_ts
             booked = book() if listener.fills or listener.updates else False
             if risk_pass is not None:
+                if booked:
+                    record_books(k)  # the risk pass bounds equity from the books as they are now
                 risk_pass()
             if other_at:
                 for tf, i in other_at.get(k, ()):
@@ -364,8 +366,6 @@ class Backtest(BotSession):
         # As floats now, while the values are fresh in memory (read back later they are scattered).
         wallet = float(ledger.capital + books[0] - books[1])
         qty, entry = (float(books[2]), float(books[3])) if books[2] else (0.0, 0.0)
-        if self.watch_limits:
-            self._books_f = (qty, entry, wallet)
         self.books.record(k, wallet, qty, entry)
 
     def _finish(self, last: int) -> None:

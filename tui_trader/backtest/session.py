@@ -66,7 +66,6 @@ class FillSettings:
             raise ValueError(f"unknown fill model {self.model!r} (known: {', '.join(FILL_MODELS)})")
 
 
-
 def _entered(bot_id: int, fill: Fill, qty: Decimal, entry: Decimal, stop: Decimal | None, target: Decimal | None,
              instrument: Instrument, close: float) -> Decision:
     """TRADE_ENTERED as the orchestrator writes it, marked at the tick's close on the tick grid (the
@@ -102,7 +101,6 @@ class BotSession:
         self._close = math.nan  # of the tick being processed
         self._tick_f = float(profile.instrument.tick_size)
         self._high_water_f = float(profile.capital) * (1 - 1e-12)
-        self._books_f = (0.0, 0.0, float(profile.capital))  # qty, entry, wallet as floats (for bounds)
         # Only loss limits read the high-water mark and the day's starting equity: without them the
         # risk pass has nothing to do (and can pause nothing).
         self.watch_limits = profile.limits.daily_loss is not None or profile.limits.drawdown is not None
@@ -188,7 +186,8 @@ class BotSession:
         qty = ledger.position.qty
         if qty:
             # Exactly only where it can matter: a float bound first (a tick of slack for the mark's rounding).
-            q, entry, wallet = self._books_f
+            books = self.books  # the books as floats, recorded after every booking
+            q, entry, wallet = books.qty[-1], books.entry[-1], books.wallet[-1]
             near = wallet + q * (self._close - entry) + abs(q) * self._tick_f >= self._high_water_f
             if near and self._equity() > ledger.high_water:
                 ledger.high_water = self._equity()  # the value just computed (not self.equity: mypy, and so mypyc, narrow it to None)

@@ -31,6 +31,7 @@ from tui_trader.model import (
     Position,
     Regime,
     Side,
+    ZERO,
 )
 from tui_trader.risk import Exposure, LossLimits, loss_breach, protective_levels, size_position, tightened_stop
 from tui_trader.strategy import MarketContext, NoSetup, Setup, Strategy
@@ -157,7 +158,6 @@ _NO_SETUP, _HOLD = DecisionType.NO_SETUP, DecisionType.HOLD
 _FLATTENING = BotState.FLATTENING
 _SETUP_FOUND, _MARKET, _ENTRY = DecisionType.SETUP_FOUND, OrderType.MARKET, OrderPurpose.ENTRY
 _SIDE_TEXT = {BUY: ("Buy", "buy"), SELL: ("Sell", "sell")}  # a side's value, and in lower case (`.value` costs ~0.3 us)
-_ZERO = Decimal(0)
 # A flat bot's market context depends on the regime alone: one per regime, shared (read-only).
 _FLAT_MARKETS = {regime: MarketContext(regime) for regime in Regime}
 _REGIME_CHANGED, _REGIME_TEXT = DecisionType.REGIME_CHANGED, {regime: regime.value for regime in Regime}
@@ -282,7 +282,7 @@ class BotCycle:
             return True
 
         # 7. guard
-        before = ctx.position.qty * entry if reversing else _ZERO
+        before = ctx.position.qty * entry if reversing else ZERO
         after = (sizing.qty if found.side is BUY else -sizing.qty) * entry
         blocked = self._guard(ts, ctx, before, after, reversing)
         if blocked:
