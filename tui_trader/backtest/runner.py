@@ -167,7 +167,10 @@ class Backtest(BotSession):
         codes = self.regimes.codes
         changed = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
         hot = memoryview(np.ascontiguousarray(mask, bool))  # candles on which the cycle can do more than its routine
-        static[emitted[mask | changed]] = True  # a regime change is decided on its candle (the rest counted)
+        static[emitted[mask]] = True
+        # A regime change on a quiet candle is only a decision: the bars skipped record it (a tick on the bar, for
+        # its exchange or books, decides it there).
+        quiet_changes = emitted[changed & ~mask].tolist()
         if self.watch_limits:
             close_ts = self.bars.ts + timeframe_ms(self.bars.timeframe)
             static[close_ts % DAY_MS == 0] = True  # the risk pass starts a trading day
@@ -176,7 +179,7 @@ class Backtest(BotSession):
         ticks.append(n)  # a sentinel: the search for the next tick needs no bound check
         watch_all = self.watch_limits
         ledger, orders, ready, progress = self.ledger, self.orders, self.strategy.ready, self.progress
-        skip, next_event = self._skipper(), self._event_finder()
+        skip, next_event = self._skipper(quiet_changes), self._event_finder()
         k = last_report = self.start
         cursor = 0
         try:
@@ -246,15 +249,34 @@ class Backtest(BotSession):
 
         return next_event
 
-    def _skipper(self) -> Callable[[int, int], None]:
-        """`skip(lo, hi)`: bars lo..hi-1 on which nothing but the routine happens: count it, carry the
-        high-water mark."""
+    def _skipper(self, changes: list[int]) -> Callable[[int, int], None]:
+        """`skip(lo, hi)`: bars lo..hi-1 on which nothing but the routine and regime changes (`changes`: the
+        base bars that emit one on a quiet candle, in order) happen: record the changes, count the routine,
+        carry the high-water mark."""
         ledger, routine, cycle, books = self.ledger, self.routine, self.cycle, self.books
         watch_limits, emission_count, closes = self.watch_limits, None, self._lists[4]
         if not self.same_timeframe:  # bot candles emitted up to and including base bar k
             emission_count = memoryview(np.bincount(self.bot_emitted, minlength=len(self.bars)).cumsum())
+        changes.append(len(self.bars))  # a sentinel: the search needs no bound check
+        next_change = 0  # the cursor into `changes`: skipped ranges only move forward
+        ts_, base_ms, bot_id, bot_index_at, decide = self._lists[0], self._base_ms, self.bot_id, self._bot_index_at, \
+            self.decisions.append
+        codes, regimes = self._regime_codes, self.regimes
 
         def skip(lo: int, hi: int) -> None:
+            nonlocal next_change
+            if changes[next_change] < hi:
+                while changes[next_change] < lo:  # decided by a tick on the bar
+                    next_change += 1
+                while changes[next_change] < hi:
+                    k = changes[next_change]
+                    j = bot_index_at[k]
+                    regime = REGIMES[codes[j]]
+                    if regime is not cycle.regime:
+                        decide(Deferred(_REGIME_CHANGED, _regime_changed,
+                                        (bot_id, ts_[k] + base_ms, cycle.regime, regime, regimes, j)))
+                        cycle.regime = regime
+                    next_change += 1
             count = hi - lo if emission_count is None else emission_count[hi - 1] - emission_count[lo - 1]
             position = ledger.position
             if not position.qty:
