@@ -213,6 +213,8 @@ class Backtest(BotSession):
         _, _, high, low, _, _ = self._lists
         highs, lows, position_of = self.bars.high, self.bars.low, self.ledger
         emitted = self.bot_emitted if self.watch_bot_bars else None
+        # The backtesting-py model's own float levels (the paper exchange's are the position's Decimals).
+        levels_of = self.exchange.levels if isinstance(self.exchange, BacktestingPyBroker) else None
 
         def next_event(k: int, limit: int) -> int:
             if emitted is not None:
@@ -224,14 +226,20 @@ class Backtest(BotSession):
                 return limit
             position = position_of.position
             long = position.qty > 0
-            stop, target = position.stop_price, position.target_price
+            levels = levels_of() if levels_of is not None else None
+            if levels is not None:
+                stop, target = levels
+            else:
+                stop_d, target_d = position.stop_price, position.target_price
+                stop = None if stop_d is None else float(stop_d)
+                target = None if target_d is None else float(target_d)
             # Conservative float bounds around the exact Decimal levels: a bar flagged needlessly is only processed.
             if long:
-                s = -math.inf if stop is None else float(stop) * (1 + 1e-9)
-                t = math.inf if target is None else float(target) * (1 - 1e-9)
+                s = -math.inf if stop is None else stop * (1 + 1e-9)
+                t = math.inf if target is None else target * (1 - 1e-9)
             else:
-                s = math.inf if stop is None else float(stop) * (1 - 1e-9)
-                t = -math.inf if target is None else float(target) * (1 + 1e-9)
+                s = math.inf if stop is None else stop * (1 - 1e-9)
+                t = -math.inf if target is None else target * (1 + 1e-9)
             if limit - lo <= 64:  # the usual case: a short stretch, cheaper in plain Python than through numpy
                 if long:
                     for i in range(lo, limit):
