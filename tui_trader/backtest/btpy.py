@@ -61,6 +61,8 @@ class _Trade:
     stop: float | None
     target: float | None
     request: OrderRequest
+    stop_d: Decimal | None  # the levels as the order or the last stop move set them: a fill at one is at it exactly
+    target_d: Decimal | None
 
 
 def _dec(x: float) -> Decimal:
@@ -119,6 +121,13 @@ class BacktestingPyBroker:
         if self._trade is not None:
             self._trade.stop = None if stop is None else float(stop)
             self._trade.target = None if target is None else float(target)
+            self._trade.stop_d, self._trade.target_d = stop, target
+
+    def levels(self) -> tuple[float | None, float | None] | None:
+        """The open trade's stop and target as the matching compares them (None: none set), or None when
+        nothing is open."""
+        trade = self._trade
+        return None if trade is None else (trade.stop, trade.target)
 
     # -- matching ------------------------------------------------------------------------------------
 
@@ -143,10 +152,11 @@ class BacktestingPyBroker:
         if stop is not None and (low <= stop if long else high >= stop):
             if target is not None and (high >= target if long else low <= target):
                 self.ambiguous_bars += 1
-            self._close(trade.request, min(open_, stop) if long else max(open_, stop), ts, _STOP, f"{self._sl_id}{ts}")
+            price = min(open_, stop) if long else max(open_, stop)
+            self._close(trade.request, price, ts, _STOP, f"{self._sl_id}{ts}", trade.stop_d if price == stop else None)
         elif target is not None and (high >= target if long else low <= target):
-            self._close(trade.request, max(open_, target) if long else min(open_, target), ts, _TARGET,
-                        f"{self._tp_id}{ts}")
+            price = max(open_, target) if long else min(open_, target)
+            self._close(trade.request, price, ts, _TARGET, f"{self._tp_id}{ts}", trade.target_d if price == target else None)
         trade = self._trade
         equity = self._cash + (close * trade.qty - trade.qty * trade.entry if trade is not None else 0.0)
         if equity <= 0:
@@ -198,7 +208,7 @@ class BacktestingPyBroker:
             return
         self._cash -= size * price * self._fee
         self._trade = _Trade(qty, price, None if r.stop_loss is None else float(r.stop_loss),
-                             None if r.take_profit is None else float(r.take_profit), r)
+                             None if r.take_profit is None else float(r.take_profit), r, r.stop_loss, r.take_profit)
         if closed and price != open_:
             self._emit(r, r.side, closed, open_, ts, r.purpose, r.client_order_id, True)
             closed = 0.0
@@ -213,18 +223,20 @@ class BacktestingPyBroker:
         sign = 1.0 if trade.qty > 0 else -1.0
         self._cash += sign * size * (price - trade.entry) - size * price * self._fee
         remaining = abs(trade.qty) - size
-        self._trade = None if remaining <= 0 else _Trade(sign * remaining, trade.entry, trade.stop, trade.target, trade.request)
+        self._trade = None if remaining <= 0 else _Trade(sign * remaining, trade.entry, trade.stop, trade.target, trade.request,
+                                                                 trade.stop_d, trade.target_d)
 
-    def _close(self, r: OrderRequest, price: float, ts: int, purpose: OrderPurpose, cid: str) -> None:
-        """Close the whole open trade at `price`, reported as a fill."""
+    def _close(self, r: OrderRequest, price: float, ts: int, purpose: OrderPurpose, cid: str,
+               price_d: Decimal | None = None) -> None:
+        """Close the whole open trade at `price` (`price_d`: it exactly, when known), reported as a fill."""
         trade = self._trade
         assert trade is not None
         size, side = abs(trade.qty), _SELL if trade.qty > 0 else _BUY
         self._settle(size, price)
-        self._emit(r, side, size, price, ts, purpose, cid, True)
+        self._emit(r, side, size, price, ts, purpose, cid, True, price_d)
 
     def _emit(self, r: OrderRequest, side: Side, qty: float, price: float, ts: int, purpose: OrderPurpose,
-              cid: str, reduce_only: bool) -> None:
+              cid: str, reduce_only: bool, price_d: Decimal | None = None) -> None:
         listener = self._listener
         if listener is None:
             return
@@ -233,7 +245,8 @@ class BacktestingPyBroker:
         if sized is None:
             size_d = Decimal(repr(qty))
             sized = self._sizes[qty] = (size_d, size_d * self._fee_rate)
-        price_d = Decimal(repr(price))
+        if price_d is None:
+            price_d = Decimal(repr(price))
         listener.on_fill(Fill(f"{cid}-f{n}", cid, r.bot_id, r.symbol, side, sized[0], price_d, sized[1] * price_d, _TAKER,
                               ts, purpose, reduce_only))
 
