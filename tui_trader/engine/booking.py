@@ -12,6 +12,7 @@ from tui_trader.config import RiskProfile
 from tui_trader.engine.cycle import describe_position
 from tui_trader.engine.ledger import BotLedger
 from tui_trader.model import (
+    ZERO,
     Decision,
     DecisionType,
     Fill,
@@ -49,7 +50,7 @@ def book_fill(ledger: BotLedger, order: Order | None, fill: Fill, risk: RiskProf
             position.stop_price, position.target_price = request.stop_loss, request.take_profit
             position.initial_stop = request.stop_loss
     cooldown = start_cooldown(ledger, risk, timeframe_ms, bot_id, fill.ts) if trades and risk.cooldown_losses else None
-    entered = bool(qty) and (not trades or (qty > 0) is not (before > 0))
+    entered = bool(qty) and (not trades or (qty > ZERO) is not (before > ZERO))
     return trades, entered, cooldown
 
 

@@ -210,7 +210,7 @@ class BotCycle:
             entry, entry_f = self._entry_f
             if entry is not position.entry_price:
                 entry, entry_f = self._entry_f = position.entry_price, float(position.entry_price)
-            market = MarketContext(ctx.regime, BUY if position.qty > 0 else SELL, entry_f, self.bars_in_position)
+            market = MarketContext(ctx.regime, BUY if position.qty > ZERO else SELL, entry_f, self.bars_in_position)
             found = self._reversal(market, ctx)
             if found is None:
                 self._manage(candle, ctx, market, out, ts)
@@ -338,7 +338,7 @@ class BotCycle:
         position, bot = ctx.position, self.bot
         if not ctx.state.allows_exits or ctx.has_open_exit or position.stop_price is None:
             return False
-        long = position.qty > 0
+        long = position.qty > ZERO
         move = tightened_stop(BUY if long else SELL, position.entry_price, position.stop_price, position.initial_stop,
                               mark, candle.high if long else candle.low, ctx.atr, bot.risk, bot.instrument, bot.taker_fee)
         if move is None:

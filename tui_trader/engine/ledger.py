@@ -62,7 +62,7 @@ class BotLedger:
         if not held:  # opens (as `_add` would, without the call)
             pos.qty, pos.entry_price, pos.opened_ts, pos.entry_fees = qty if buy else -qty, fill.price, fill.ts, fee
             return []
-        long = held > 0
+        long = held > ZERO  # Decimal to Decimal: an int operand is converted per comparison
         if long is buy:
             self._add(fill, qty if buy else -qty, fee)
             return []
@@ -81,8 +81,8 @@ class BotLedger:
         net = pnl - fees
         self.realized_pnl += pnl
         self.trades += 1
-        self.wins += net > 0
-        self.loss_streak = self.loss_streak + 1 if net < 0 else 0
+        self.wins += net > ZERO
+        self.loss_streak = self.loss_streak + 1 if net < ZERO else 0
         remaining = size - closing
         if remaining:
             pos.qty = remaining if long else -remaining
