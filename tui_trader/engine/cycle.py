@@ -291,7 +291,7 @@ class BotCycle:
             return True
 
         # 8. execute: one order; a reversal's also closes the old position
-        qty = sizing.qty + (abs(ctx.position.qty) if reversing else 0)
+        qty = sizing.qty + abs(ctx.position.qty) if reversing else sizing.qty
         request = OrderRequest(client_order_id(bot.bot_id, ctx.next_seq), bot.bot_id, bot.symbol, found.side, _MARKET, qty,
                                _ENTRY, None, None, False, stop, target)
         out.intents.append(PlaceOrder(request, ctx.next_seq))

@@ -10,6 +10,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from tui_trader.model import BUY, SELL, USDT_STEP, ZERO, Fill, Position, Trade
 from tui_trader.store.records import LedgerRecord
 
+_MINUS_ONE = Decimal(-1)  # a Decimal operand: an int one is converted on every use
+
 
 @dataclass(slots=True)
 class BotLedger:
@@ -74,7 +76,7 @@ class BotLedger:
             USDT_STEP, ROUND_HALF_EVEN)
         price, entry = fill.price, pos.entry_price
         gross = (price - entry) * closing
-        pnl = (gross if long else gross * -1).quantize(USDT_STEP, ROUND_HALF_EVEN)  # -1 keeps the sign of a zero P&L (-0)
+        pnl = (gross if long else gross * _MINUS_ONE).quantize(USDT_STEP, ROUND_HALF_EVEN)  # (not -gross: keeps the sign of a zero P&L, -0)
         fees = entry_fee_share + closing_fee
         trade = Trade(self.bot_id, self.symbol, BUY if long else SELL, closing, entry, price, pos.opened_ts, fill.ts, pnl,
                       fees, exit_reason)
