@@ -78,7 +78,9 @@ class Adaptive(Strategy):
         if isinstance(found, NoSetup):
             return NoSetup(f"[{name}] {found.reason}")
         self.owner = name
-        return Setup(found.side, f"[{name}] {found.reason}", found.confirmations, found.stop, found.target, found.atr)
+        # (a strategy's name has no "%": the prefix keeps a template a template)
+        return Setup(found.side, f"[{name}] {found.reason}", found.confirmations, found.stop, found.target, found.atr,
+                     found.reason_args)
 
     def exit(self, ctx: MarketContext) -> str | None:
         self._select(ctx)

@@ -113,8 +113,8 @@ class SmaCross(Strategy):
         fast, slow = self.fast_now, self.slow_now
         atr = self.atr_now
         if self.fast_prev < self.slow_prev and fast > slow:
-            return Setup(BUY, f"fast SMA {fast:.6g} crossed above slow {slow:.6g}", atr=atr)
+            return Setup(BUY, "fast SMA %.6g crossed above slow %.6g", atr=atr, reason_args=(fast, slow))
         if self.fast_prev > self.slow_prev and fast < slow:
-            return Setup(SELL, f"fast SMA {fast:.6g} crossed below slow {slow:.6g}", atr=atr)
+            return Setup(SELL, "fast SMA %.6g crossed below slow %.6g", atr=atr, reason_args=(fast, slow))
         side = "above" if fast > slow else "below" if fast < slow else "equal to"
         return NoSetup(f"no cross: fast SMA {fast:.6g} {side} slow {slow:.6g}")

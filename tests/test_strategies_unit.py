@@ -81,7 +81,7 @@ def checks(setup: Setup | NoSetup) -> dict[str, bool]:
 def norm(result: Setup | NoSetup) -> tuple[Any, ...]:
     if isinstance(result, NoSetup):
         return ("none", result.reason)
-    return (result.side.value, result.reason, tuple((c.name, c.passed, c.detail) for c in result.confirmations))
+    return (result.side.value, result.text, tuple((c.name, c.passed, c.detail) for c in result.confirmations))
 
 
 def drive(strategy: Strategy, own: Sequence[Candle], higher: Sequence[Candle] = (),
@@ -166,7 +166,7 @@ def test_sma_cross_fires_exactly_on_the_cross() -> None:
     assert then(s, from_closes([9.0], i0=11, start=9.0)[0]) == NoSetup("no cross: fast SMA 9 below slow 9.66667")
     up = then(s, from_closes([12.0], i0=12, start=9.0)[0])  # fast 10.5 > slow 10, previously 9 < 9.67
     assert isinstance(up, Setup) and up.side is Side.BUY and up.confirmations == () and up.atr and up.atr > 0
-    assert up.reason == "fast SMA 10.5 crossed above slow 10"
+    assert up.text == "fast SMA 10.5 crossed above slow 10"
     assert s.exit(LONG) is None and s.exit(SHORT) is None  # always in market: the opposite cross reverses
 
 

@@ -47,11 +47,19 @@ class Setup:
     """A trade the strategy proposes at the close of the candle it just saw."""
 
     side: Side
-    reason: str
+    reason: str  # with `reason_args`, a %-template of them
     confirmations: tuple[Confirmation, ...] = ()
     stop: float | None = None  # suggested stop price; else the risk profile's ATR stop
     target: float | None = None  # suggested target; else the risk profile's R multiple
     atr: float | None = None  # volatility unit for ATR-based stops
+    # Formatted into `reason` only when the decision is written, as logging formats its messages: a backtest
+    # writes its decisions when they are read, and formatting numbers costs more than finding the setup.
+    reason_args: tuple[object, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The reason as the decision log writes it."""
+        return self.reason % self.reason_args if self.reason_args else self.reason
 
     @property
     def passed(self) -> tuple[str, ...]:
@@ -177,7 +185,7 @@ class Strategy(ABC):
         return None
 
     def indicators(self) -> dict[str, float]:
-        """Key indicator values for the decision log."""
+        """Key indicator values for the decision log, in a new dict (the log keeps it)."""
         return {}
 
     def get_state(self) -> dict[str, Any]:

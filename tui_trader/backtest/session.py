@@ -21,7 +21,16 @@ from decimal import Decimal
 from tui_trader.backtest.btpy import BacktestingPyBroker
 from tui_trader.backtest.results import BookSeries, Deferred
 from tui_trader.engine.booking import book_fill, order_cancelled, order_placed, order_rejected, trade_entered, trade_exited
-from tui_trader.engine.cycle import BotCycle, BotProfile, CancelOrders, CycleContext, CycleResult, MoveStop, PlaceOrder
+from tui_trader.engine.cycle import (
+    BotCycle,
+    BotProfile,
+    CancelOrders,
+    CycleContext,
+    CycleResult,
+    MoveStop,
+    PlaceOrder,
+    setup_found,
+)
 from tui_trader.engine.ledger import BotLedger
 from tui_trader.exchange.paper import PaperExchange
 from tui_trader.model import (
@@ -41,7 +50,7 @@ from tui_trader.model import (
     Trade,
 )
 from tui_trader.risk import loss_breach
-from tui_trader.strategy import Strategy
+from tui_trader.strategy import Setup, Strategy
 
 DAY_MS = 86_400_000
 FILL_MODELS = ("paper", "backtesting-py")
@@ -50,6 +59,7 @@ Intent = PlaceOrder | MoveStop | CancelOrders
 _ENTRY, _EXIT, _FLATTEN = OrderPurpose.ENTRY, OrderPurpose.EXIT, OrderPurpose.FLATTEN
 _CANCELLED, _REJECTED, _NEW, _PENDING = OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.NEW, OrderStatus.PENDING_SUBMIT
 _TRADE_EXITED, _TRADE_ENTERED, _ORDER_PLACED = DecisionType.TRADE_EXITED, DecisionType.TRADE_ENTERED, DecisionType.ORDER_PLACED
+_SETUP_FOUND = DecisionType.SETUP_FOUND
 _RUNNING = BotState.RUNNING
 
 
@@ -72,6 +82,15 @@ def _entered(bot_id: int, fill: Fill, qty: Decimal, entry: Decimal, stop: Decima
     fill's price before any tick), for the position as it was at the fill (what its text reads of it)."""
     position = Position(bot_id, fill.symbol, qty, entry, stop, target)
     return trade_entered(bot_id, fill, position, instrument.round_price(close) if close == close else fill.price)
+
+
+class _DeferringResult(CycleResult):
+    """The cycle's result with SETUP_FOUND kept unbuilt until read (its setup and indicators are its own)."""
+
+    __slots__ = ()
+
+    def setup_found(self, bot_id: int, ts: int, found: Setup, reversing: bool, indicators: dict[str, float]) -> None:
+        self.decisions.append(Deferred(_SETUP_FOUND, setup_found, (bot_id, ts, found, reversing, indicators)))  # type: ignore[arg-type]
 
 
 class _Listener:
@@ -112,7 +131,7 @@ class BotSession:
         self.fills: list[Fill] = []
         self.books = BookSeries()
         self._intents: list[Intent] = []
-        self._out = CycleResult(self.decisions, self._intents)  # the cycle appends straight to these
+        self._out = _DeferringResult(self.decisions, self._intents)  # type: ignore[arg-type]  # the cycle appends straight to these
         self.listener = _Listener()
         self.exchange: PaperExchange | BacktestingPyBroker
         if fills.model == "paper":

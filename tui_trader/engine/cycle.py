@@ -116,6 +116,10 @@ class CycleResult:
     decisions: list[Decision] = field(default_factory=list)
     intents: list[Intent] = field(default_factory=list)
 
+    def setup_found(self, bot_id: int, ts: int, found: Setup, reversing: bool, indicators: dict[str, float]) -> None:
+        """Record SETUP_FOUND (a backtest's result keeps the arguments and writes it when read)."""
+        self.decisions.append(setup_found(bot_id, ts, found, reversing, indicators))
+
 
 def client_order_id(bot_id: int, seq: int) -> str:
     """Deterministic and unique per bot: a retried send can be looked up before re-sending."""
@@ -169,6 +173,14 @@ def regime_decision(bot_id: int, ts: int, before: Regime, after: Regime, feature
                     {**features} if features else {})
 
 
+def setup_found(bot_id: int, ts: int, found: Setup, reversing: bool, indicators: dict[str, float]) -> Decision:
+    """SETUP_FOUND: the setup's side, reason and confirmations, and the strategy's indicators."""
+    side, lower = _SIDE_TEXT[found.side]
+    confirmations = {c.name: {"passed": c.passed, "detail": c.detail} for c in found.confirmations} if found.confirmations else {}
+    return Decision(bot_id, ts, _SCAN, _SETUP_FOUND, f"{lower} {'reversal' if reversing else 'setup'}: {found.text}",
+                    {"side": side, "confirmations": confirmations, **indicators})
+
+
 class BotCycle:
     def __init__(self, bot: BotProfile, strategy: Strategy) -> None:
         self.bot = bot
@@ -206,6 +218,7 @@ class BotCycle:
             return
 
         # 3. manage (an always-in-market strategy reverses on an opposite setup instead)
+        found: Setup | NoSetup | None
         if in_position:
             entry, entry_f = self._entry_f
             if entry is not position.entry_price:
@@ -227,14 +240,10 @@ class BotCycle:
             # stored and strategies are deterministic, so they are recomputable exactly.
             out.decisions.append(Decision(self.bot.bot_id, ts, _SCAN, _NO_SETUP, found.reason, {}))
             return
-        confirmations = {c.name: {"passed": c.passed, "detail": c.detail} for c in found.confirmations} if found.confirmations else {}
-        side, lower = _SIDE_TEXT[found.side]
-        out.decisions.append(Decision(self.bot.bot_id, ts, _SCAN, _SETUP_FOUND,
-                                      f"{lower} {'reversal' if reversing else 'setup'}: {found.reason}",
-                                      {"side": side, "confirmations": confirmations, **strategy.indicators()}))
+        out.setup_found(self.bot.bot_id, ts, found, reversing, strategy.indicators())
         blocked = self._entry(candle, ctx, found, reversing, out, ts)
         if blocked and reversing:  # the position is on the wrong side: leave it even if the new entry cannot go
-            self._exit(ctx, f"opposite {lower} setup ({found.reason})", out, self._decider(out, ts))
+            self._exit(ctx, f"opposite {_SIDE_TEXT[found.side][1]} setup ({found.text})", out, self._decider(out, ts))
 
     def regime_changed(self, regime: Regime, features: dict[str, float] | None, out: CycleResult, ts: int) -> None:
         """Phase 2's decision."""
