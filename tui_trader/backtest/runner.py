@@ -274,9 +274,8 @@ class Backtest(BotSession):
             emission_count = memoryview(np.bincount(self.bot_emitted, minlength=len(self.bars)).cumsum())
         changes.append(len(self.bars))  # a sentinel: the search needs no bound check
         next_change = 0  # the cursor into `changes`: skipped ranges only move forward
-        ts_, base_ms, bot_id, bot_index_at, decide = self._lists[0], self._base_ms, self.bot_id, self._bot_index_at, \
-            self.decisions.append
-        codes, regimes = self._regime_codes, self.regimes
+        ts_, base_ms, bot_index_at, codes = self._lists[0], self._base_ms, self._bot_index_at, self._regime_codes
+        regime_changed = self._regime_changed
 
         def skip(lo: int, hi: int) -> None:
             nonlocal next_change
@@ -288,9 +287,7 @@ class Backtest(BotSession):
                     j = bot_index_at[k]
                     regime = REGIMES[codes[j]]
                     if regime is not cycle.regime:
-                        decide(Deferred(_REGIME_CHANGED, _regime_changed,
-                                        (bot_id, ts_[k] + base_ms, cycle.regime, regime, regimes, j)))
-                        cycle.regime = regime
+                        regime_changed(j, ts_[k] + base_ms, regime)
                     next_change += 1
             count = hi - lo if emission_count is None else emission_count[hi - 1] - emission_count[lo - 1]
             position = ledger.position
@@ -326,7 +323,7 @@ class Backtest(BotSession):
         risk_pass = self._risk_pass if self.watch_limits else None
         other_at, series, cycle, run_cycle = self.other_at, self.series, self.cycle, self._run_cycle
         bot_index_at, bot_candle = self._bot_index_at, None if self.same_timeframe else self.bot_bars.candle
-        ledger, tally, decide, bot_id = self.ledger, self._tally, self.decisions.append, self.bot_id
+        ledger, tally, regime_changed = self.ledger, self._tally, self._regime_changed
         tracker, regimes, watch_bot_bars = self.tracker, self.regimes, self.watch_bot_bars
         codes, atrs = (self._regime_codes, self._regime_atr) if regimes is not None else (memoryview(b""),) * 2
 
@@ -357,9 +354,8 @@ class Backtest(BotSession):
                 if hot is not None and not hot[j] and not (watch_bot_bars and ledger.position.qty):
                     # The decision the cycle is known to reach on a quiet candle, counted instead of built.
                     regime = REGIMES[codes[j]]
-                    if regime is not cycle.regime:  # the decision's details are built when it is read
-                        decide(Deferred(_REGIME_CHANGED, _regime_changed, (bot_id, close_ts, cycle.regime, regime, regimes, j)))
-                        cycle.regime = regime
+                    if regime is not cycle.regime:
+                        regime_changed(j, close_ts, regime)
                     if ledger.position.qty:
                         cycle.bars_in_position += 1
                         tally[1] += 1
@@ -388,6 +384,14 @@ class Backtest(BotSession):
 
         return tick
 
+    def _regime_changed(self, j: int, ts: int, regime: Regime) -> None:
+        """A regime change on bot candle j where the cycle is known to reach only its routine decision: the
+        cycle's phase 2 decision, its details built when it is read."""
+        cycle = self.cycle
+        self.decisions.append(Deferred(_REGIME_CHANGED, _regime_decision,
+                                       (self.bot_id, ts, cycle.regime, regime, self.regimes, j)))
+        cycle.regime = regime
+
     def _record_books(self, k: int) -> None:
         """The books from bar k on (the equity curve's), when they changed."""
         ledger = self.ledger
@@ -413,7 +417,7 @@ class Backtest(BotSession):
         self._record_books(last)
 
 
-def _regime_changed(bot_id: int, ts: int, before: Regime, after: Regime, regimes: RegimeSeries, j: int) -> Decision:
+def _regime_decision(bot_id: int, ts: int, before: Regime, after: Regime, regimes: RegimeSeries, j: int) -> Decision:
     return regime_decision(bot_id, ts, before, after, regimes.features(j))
 
 

@@ -90,7 +90,8 @@ class _DeferringResult(CycleResult):
     __slots__ = ()
 
     def setup_found(self, bot_id: int, ts: int, found: Setup, reversing: bool, indicators: dict[str, float]) -> None:
-        self.decisions.append(Deferred(_SETUP_FOUND, setup_found, (bot_id, ts, found, reversing, indicators)))  # type: ignore[arg-type]
+        deferred = Deferred(_SETUP_FOUND, setup_found, (bot_id, ts, found, reversing, indicators))
+        self.decisions.append(deferred)  # type: ignore[arg-type]
 
 
 class _Listener:
@@ -131,7 +132,8 @@ class BotSession:
         self.fills: list[Fill] = []
         self.books = BookSeries()
         self._intents: list[Intent] = []
-        self._out = _DeferringResult(self.decisions, self._intents)  # type: ignore[arg-type]  # the cycle appends straight to these
+        # The cycle appends straight to these (its result's decisions take Deferred ones too).
+        self._out = _DeferringResult(self.decisions, self._intents)  # type: ignore[arg-type]
         self.listener = _Listener()
         self.exchange: PaperExchange | BacktestingPyBroker
         if fills.model == "paper":

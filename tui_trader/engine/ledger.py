@@ -76,7 +76,8 @@ class BotLedger:
             USDT_STEP, ROUND_HALF_EVEN)
         price, entry = fill.price, pos.entry_price
         gross = (price - entry) * closing
-        pnl = (gross if long else gross * _MINUS_ONE).quantize(USDT_STEP, ROUND_HALF_EVEN)  # (not -gross: keeps the sign of a zero P&L, -0)
+        # A short's sign flipped by a multiply, not -gross: that keeps the sign of a zero P&L (-0).
+        pnl = (gross if long else gross * _MINUS_ONE).quantize(USDT_STEP, ROUND_HALF_EVEN)
         fees = entry_fee_share + closing_fee
         trade = Trade(self.bot_id, self.symbol, BUY if long else SELL, closing, entry, price, pos.opened_ts, fill.ts, pnl,
                       fees, exit_reason)
