@@ -1,7 +1,7 @@
 """The sma_cross bot written as a backtesting.py strategy, for the parity test and the benchmark.
 
 Signals are backtesting.py's own `crossover` on TA-Lib SMAs (sma_cross's rule: strict on
-both bars); stop, target and size come from the same pure functions the bot cycle calls
+both bars); stop, target and size come from the same pure function the bot cycle calls
 (tui_trader.risk), on backtesting.py's equity. An opposite cross closes the position and
 opens the other side (`position.close(); buy()`), as the always-in-market bot reverses;
 a cross whose entry cannot be sized only closes it, as the cycle exits on a blocked reversal.
@@ -11,7 +11,6 @@ Sizes are whole units: use an instrument whose qty step is 1.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import pandas as pd
 import talib
@@ -21,7 +20,7 @@ from backtesting.lib import crossover
 from tui_trader.backtest.series import Bars
 from tui_trader.config import RiskProfile
 from tui_trader.model import Instrument, Side
-from tui_trader.risk import protective_levels, size_position
+from tui_trader.risk import entry_sizing
 
 
 def frame(bars: Bars) -> pd.DataFrame:
@@ -46,15 +45,12 @@ def mirror(risk: RiskProfile, instrument: Instrument, capital: Decimal, taker_fe
             if self.position and self.position.is_long == up:
                 return  # already on that side: the cycle holds
             side = Side.BUY if up else Side.SELL
-            entry = instrument.round_price(float(self.data.Close[-1]))
-            levels: Any = protective_levels(side, entry, risk, instrument, float(self.atr[-1]), None, None)
-            sizing = None
-            if not isinstance(levels, str):
-                equity = Decimal(repr(float(self.equity)))
-                sizing = size_position(side, entry, levels[0], levels[1], equity, capital, equity, risk, instrument,
-                                       taker_fee)
+            close = float(self.data.Close[-1])
+            equity = Decimal(repr(float(self.equity)))
+            sizing = entry_sizing(side, instrument.round_price(close), close, float(self.atr[-1]), None, None, equity,
+                                  capital, equity, risk, instrument, taker_fee)
             self.position.close()
-            if sizing is None or sizing.blocked:
+            if isinstance(sizing, str) or sizing.blocked:
                 return
             order = self.buy if up else self.sell
             order(size=int(sizing.qty / instrument.qty_step), sl=float(sizing.stop), tp=float(sizing.target))

@@ -12,7 +12,18 @@ from hypothesis import strategies as st
 
 from tui_trader.config import DEFAULT_INSTRUMENTS, RISK_PRESETS, RiskProfile
 from tui_trader.model import Instrument, Side
-from tui_trader.risk import Exposure, LossLimits, exact_levels, loss_breach, protective_levels, size_position, tightened_stop
+from tui_trader.risk import (
+    Exposure,
+    LossLimits,
+    Sizing,
+    _sized_in_steps,
+    entry_sizing,
+    exact_levels,
+    loss_breach,
+    protective_levels,
+    size_position,
+    tightened_stop,
+)
 
 FAST = settings(max_examples=200, deadline=None)
 SIDES = st.sampled_from(Side)
@@ -218,3 +229,68 @@ def test_atr_levels_from_tick_counts_equal_the_decimal_path_digit_for_digit(
         assert fast == reference
     else:
         assert [str(x) for x in fast] == [str(x) for x in reference]  # type: ignore[union-attr]
+
+
+def _sized_exactly(side: Side, entry: D, atr: float, equity: D, capital: D, available: D, profile: RiskProfile,
+                   inst: Instrument, fee: D) -> tuple[str, ...]:
+    """The reference: exact_levels then size_position, in Decimal throughout, as strings (digits count)."""
+    levels = exact_levels(side, entry, profile, inst, atr, None, None)
+    if isinstance(levels, str):
+        return (levels,)
+    s = size_position(side, entry, levels[0], levels[1], equity, capital, available, profile, inst, fee)
+    return str(s.qty), str(s.stop), str(s.target), s.binding, s.blocked, repr(s.details)
+
+
+def _as_strings(s: Sizing | str) -> tuple[str, ...]:
+    return (s,) if isinstance(s, str) else (str(s.qty), str(s.stop), str(s.target), s.binding, s.blocked, repr(s.details))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(inst=INSTRUMENTS, side=SIDES, entry_ticks=st.integers(2, 2 * 10**7), atr_ticks=st.floats(0.5, 10**5),
+       equity=st.decimals(D(1), D(10**9), places=8), capital=st.decimals(D(1), D(10**9), places=2),
+       spare=st.one_of(st.none(), st.decimals(-1000, 10**9, places=2)), profile=PROFILES, fee=FEES,
+       tie=st.sampled_from(["", "position_leverage", "position_step"]))
+@example(inst=Instrument("X", D("0.01"), D(1), D(1), D(0), D(100)), side=Side.BUY, entry_ticks=4312340, atr_ticks=6123.4567,
+         equity=D("99876543.21"), capital=D(100_000_000), spare=None,
+         profile=RiskProfile(risk_per_trade_pct=10, stop_atr_mult=2, take_profit_r=3, max_leverage=10, max_position_pct=0.5),
+         fee=D("0.0006"), tie="")
+def test_entry_sizing_in_steps_equals_the_exact_levels_and_sizing(
+        inst: Instrument, side: Side, entry_ticks: int, atr_ticks: float, equity: D, capital: D, spare: D | None,
+        profile: RiskProfile, fee: D, tie: str) -> None:
+    """entry_sizing's float count gives the exact path's levels and sizing (quantity, levels, binding cap,
+    blocked reason and details, digit for digit), or leaves it to the exact path; caps made equal or a
+    cap made a whole number of qty steps (where the float count must not guess) included."""
+    entry = entry_ticks * inst.tick_size
+    lev = min(D(repr(profile.max_leverage)), inst.max_leverage)
+    if tie == "position_leverage":  # the max-position cap equal to the leverage cap
+        capital = equity * lev * 100 / D(repr(profile.max_position_pct))
+    elif tie == "position_step":  # the max-position cap a whole number of qty steps
+        capital = (capital // entry or 1) * entry * inst.qty_step * 100 / D(repr(profile.max_position_pct))
+    available = equity if spare is None else spare
+    atr = atr_ticks * float(inst.tick_size)
+    reference = _sized_exactly(side, entry, atr, equity, capital, available, profile, inst, fee)
+    assert _as_strings(entry_sizing(side, entry, float(entry), atr, None, None, equity, capital, available, profile, inst,
+                                    fee)) == reference
+    fast = _sized_in_steps(side, entry, float(entry), atr, equity, capital, available, profile, inst, fee)
+    if fast is not None:
+        assert _as_strings(fast) == reference
+
+
+def test_entry_sizing_counts_typical_entries_in_steps() -> None:
+    """The float count answers for typical entries (it is the cycle's path, not a rarely taken branch)."""
+    spec = DEFAULT_INSTRUMENTS["BTCUSDT"]
+    inst = Instrument("BTCUSDT", spec.tick_size, spec.qty_step, spec.min_qty, spec.min_notional, spec.max_leverage)
+    answered = total = 0
+    for profile in RISK_PRESETS.values():
+        for entry_ticks in range(400_000, 700_000, 12_347):  # BTCUSDT at 40,000-70,000 USDT
+            for atr in (35.71234, 61.23456, 250.56789):  # an ATR is no round number
+                entry = entry_ticks * inst.tick_size
+                equity = D("10234.56789012")
+                fast = _sized_in_steps(Side.BUY, entry, float(entry), atr, equity, D(10_000), equity, profile, inst,
+                                       D("0.00055"))
+                total += 1
+                if fast is not None:
+                    answered += 1
+                    assert _as_strings(fast) == _sized_exactly(Side.BUY, entry, atr, equity, D(10_000), equity, profile,
+                                                               inst, D("0.00055"))
+    assert answered >= 0.9 * total, f"{answered} of {total}"

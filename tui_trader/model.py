@@ -168,6 +168,15 @@ class Instrument:
     min_qty: Decimal
     min_notional: Decimal
     max_leverage: Decimal = Decimal(50)
+    # As floats, for the float counts of sizing and levels (per entry): derived, set once.
+    tick_f: float = field(init=False, repr=False, compare=False)
+    qty_step_f: float = field(init=False, repr=False, compare=False)
+    max_leverage_f: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tick_f", float(self.tick_size))
+        object.__setattr__(self, "qty_step_f", float(self.qty_step))
+        object.__setattr__(self, "max_leverage_f", float(self.max_leverage))
 
     def round_price(self, price: Decimal | float, side: Side | None = None) -> Decimal:
         """Round to the tick grid: against us for a side (buy up, sell down), else to nearest."""

@@ -35,44 +35,63 @@ class Sizing:
     qty: Decimal  # zero when blocked
     stop: Decimal
     target: Decimal
+    binding: str  # the smallest cap's name
+    basis: tuple[Decimal, Decimal, Decimal, Decimal, RiskProfile, Instrument, Decimal]  # (entry, equity, capital,
+    # available, profile, instrument, taker fee): what the caps are computed from
     blocked: str = ""  # the reason no order can be sized
-    risk_amount: Decimal = ZERO
-    distance: Decimal = ZERO  # from entry to stop
-    caps: tuple[Decimal, ...] = ()  # the quantity each cap allows, by _CAPS
-    binding: str = ""  # the smallest cap's name
 
     @property
     def details(self) -> dict[str, str]:
-        """The numbers for the decision log (written when read: only a blocked entry's decision has them)."""
-        return {"risk_amount": f"{self.risk_amount:.2f}", "stop_distance": str(self.distance), "binding_cap": self.binding,
-                **{f"cap_{k}": f"{v:.8f}" for k, v in zip(_CAPS, self.caps, strict=True)}}
+        """The numbers for the decision log (computed when read: only a blocked entry's decision has them)."""
+        risk_amount, distance, caps = _caps(self.stop, *self.basis)
+        return {"risk_amount": f"{risk_amount:.2f}", "stop_distance": str(distance), "binding_cap": self.binding,
+                **{f"cap_{k}": f"{v:.8f}" for k, v in zip(_CAPS, caps, strict=True)}}
+
+
+def entry_sizing(side: Side, entry: Decimal, entry_f: float, atr: float | None, stop: float | None,
+                 target: float | None, equity: Decimal, capital: Decimal, available: Decimal, profile: RiskProfile,
+                 instrument: Instrument, taker_fee: Decimal) -> Sizing | str:
+    """`protective_levels` then `size_position`: the levels' refusal, or the sizing with them. `entry_f` is
+    entry as a float, or the float it was rounded from onto the tick grid (a candle's close).
+
+    The profile's ATR levels and the size are counted in ticks and qty steps with floats where that
+    gives the exact path's numbers (a third of its time: the cycle sizes every entry, a backtest
+    tens of thousands); anywhere it might not (a cap within a hair of another or of a qty step, a
+    blocked size, levels the float count refuses), the exact path decides."""
+    if stop is None and target is None and atr is not None and 0 < atr < math.inf:
+        sizing = _sized_in_steps(side, entry, entry_f, atr, equity, capital, available, profile, instrument, taker_fee)
+        if sizing is not None:
+            return sizing
+    levels = protective_levels(side, entry, profile, instrument, atr, stop, target)
+    if isinstance(levels, str):
+        return levels
+    return size_position(side, entry, levels[0], levels[1], equity, capital, available, profile, instrument, taker_fee)
 
 
 def protective_levels(side: Side, entry: Decimal, profile: RiskProfile, instrument: Instrument,
                       atr: float | None, stop: float | None, target: float | None) -> tuple[Decimal, Decimal] | str:
     """(stop, target) on the tick grid, or the reason they cannot be set."""
     if stop is None and target is None and atr is not None and 0 < atr < math.inf:
-        levels = _atr_levels(side is BUY, entry, profile, instrument, atr)
-        if levels is not None:
-            return levels
+        tick = instrument.tick_size
+        ticks = _atr_ticks(side is BUY, float(entry), instrument.tick_f, profile, atr)
+        if ticks is not None:
+            return Decimal(ticks[1]) * tick, Decimal(ticks[2]) * tick
     return exact_levels(side, entry, profile, instrument, atr, stop, target)
 
 
 @cache
-def _tick_float(tick: Decimal) -> float:
-    return float(tick)
+def _float(value: Decimal) -> float:
+    """A per-bot constant as a float (cached: they are few)."""
+    return float(value)
 
 
-def _atr_levels(long: bool, entry: Decimal, profile: RiskProfile, instrument: Instrument,
-                atr: float) -> tuple[Decimal, Decimal] | None:
-    """The profile's ATR stop and R target as `exact_levels` gives them, counted in ticks with floats
-    (two thirds of the Decimal path's time: a backtest sets levels for every entry). None where
-    the float count could differ from the exact one: a level within a hair of a half tick (the
-    rounding could go either way) or of the grid (the exact path keeps an on-grid price's own
-    digits), an entry off the grid, or a level it refuses (its reason comes from the exact path)."""
-    tick = instrument.tick_size
-    tick_f = _tick_float(tick)
-    e = float(entry) / tick_f
+def _atr_ticks(long: bool, entry_f: float, tick_f: float, profile: RiskProfile, atr: float) -> tuple[int, int, int] | None:
+    """The profile's ATR stop and R target as `exact_levels` gives them, counted in ticks with floats:
+    (entry, stop, target) in ticks. None where the float count could differ from the exact one: a
+    level within a hair of a half tick (the rounding could go either way) or of the grid (the exact
+    path keeps an on-grid price's own digits), an entry off the grid, or a level it refuses (its
+    reason comes from the exact path)."""
+    e = entry_f / tick_f
     m = round(e)
     tol = 1e-12 * abs(e) + 1e-9  # float error here is a few ulps of e: far below this
     if abs(e - m) > tol:
@@ -85,14 +104,64 @@ def _atr_levels(long: bool, entry: Decimal, profile: RiskProfile, instrument: In
     distance = m - n if long else n - m
     if distance <= 0:
         return None
-    y = m + distance * profile.take_profit_r if long else m - distance * profile.take_profit_r
+    r = profile.take_profit_r
+    y = m + distance * r if long else m - distance * r
     t = round(y)
-    if abs(abs(y - t) - 0.5) < tol or (t - m if long else m - t) <= 0 or t <= 0:
+    # A target on a half tick is rounded half to even, as the exact path does, where y is exact: an R
+    # multiple of 1/4 (the usual ones: 1.5, 2, 2.5) times a count of ticks.
+    if abs(abs(y - t) - 0.5) < tol and not ((r * 4).is_integer() and abs(y) < 2 ** 50):
+        return None
+    if (t - m if long else m - t) <= 0 or t <= 0:
         return None
     # An R multiple's Decimal has a fractional digit ("3.0"), so the exact target has more digits than
     # the tick and is written as a count of ticks, on the grid or not. A target at or below zero (a
     # short's) is left to the exact path, which keeps its signed zero.
-    return Decimal(n) * tick, Decimal(t) * tick
+    return m, n, t
+
+
+def _sized_in_steps(side: Side, entry: Decimal, entry_f: float, atr: float, equity: Decimal, capital: Decimal,
+                    available: Decimal, profile: RiskProfile, instrument: Instrument, taker_fee: Decimal) -> Sizing | None:
+    """`entry_sizing`'s float count, or None where the exact path must decide."""
+    long = side is BUY
+    tick_f = instrument.tick_f
+    ticks = _atr_ticks(long, entry_f, tick_f, profile, atr)
+    if ticks is None:
+        return None
+    m, n, t = ticks
+    e = m * tick_f
+    equity_f = float(equity)
+    available_f = equity_f if available is equity else float(available)
+    leverage = profile.max_leverage
+    if instrument.max_leverage_f < leverage:
+        leverage = instrument.max_leverage_f
+    # The caps as `_caps` computes them: within ~1e-15 of the exact ones (the Decimal caps are within ~1e-27).
+    c0 = equity_f * profile.risk_per_trade_pct / 100 / ((m - n if long else n - m) * tick_f)
+    c1 = _float(capital) * profile.max_position_pct / 100 / e
+    c2 = equity_f * leverage / e
+    c3 = (available_f if available_f > 0 else 0.0) / (e / leverage + e * _float(taker_fee))
+    smallest, binding = c0, 0
+    if c1 < smallest:
+        smallest, binding = c1, 1
+    if c2 < smallest:
+        smallest, binding = c2, 2
+    if c3 < smallest:
+        smallest, binding = c3, 3
+    # Caps a hair apart (the first of equal ones binds) or a hair from a qty step: the exact path decides.
+    bound = smallest * (1 + 1e-9)
+    if (c0 <= bound) + (c1 <= bound) + (c2 <= bound) + (c3 <= bound) > 1 or not 0 < smallest < math.inf:
+        return None
+    q = smallest / instrument.qty_step_f
+    k = int(q)
+    fraction, tol = q - k, 1e-9 * q
+    if k < 1 or fraction <= tol or 1 - fraction <= tol or q >= 2 ** 52:
+        return None
+    # The exact path floors a quotient that is no integer: its integral value has exponent 0, as Decimal(k).
+    qty = Decimal(k) * instrument.qty_step
+    if qty < instrument.min_qty or qty * entry < instrument.min_notional:
+        return None  # blocked: the exact path gives the reason
+    tick = instrument.tick_size
+    return Sizing(qty, Decimal(n) * tick, Decimal(t) * tick, _CAPS[binding],
+                  (entry, equity, capital, available, profile, instrument, taker_fee))
 
 
 def exact_levels(side: Side, entry: Decimal, profile: RiskProfile, instrument: Instrument,
@@ -122,15 +191,23 @@ def exact_levels(side: Side, entry: Decimal, profile: RiskProfile, instrument: I
     return stop_price, target_price
 
 
-def size_position(side: Side, entry: Decimal, stop: Decimal, target: Decimal, equity: Decimal, capital: Decimal,
-                  available: Decimal, profile: RiskProfile, instrument: Instrument, taker_fee: Decimal) -> Sizing:
+def _caps(stop: Decimal, entry: Decimal, equity: Decimal, capital: Decimal, available: Decimal, profile: RiskProfile,
+          instrument: Instrument, taker_fee: Decimal) -> tuple[Decimal, Decimal, tuple[Decimal, ...]]:
+    """(risk amount, stop distance, the quantity each cap allows by _CAPS), exactly."""
     distance = abs(entry - stop)
     risk_amount = equity * exact(profile.risk_per_trade_pct) / _HUNDRED
     leverage = exact(profile.max_leverage)
     if instrument.max_leverage < leverage:
         leverage = instrument.max_leverage
-    caps = (risk_amount / distance, capital * exact(profile.max_position_pct) / _HUNDRED / entry, equity * leverage / entry,
-            (available if available > ZERO else ZERO) / (entry / leverage + entry * taker_fee))
+    return risk_amount, distance, (
+        risk_amount / distance, capital * exact(profile.max_position_pct) / _HUNDRED / entry, equity * leverage / entry,
+        (available if available > ZERO else ZERO) / (entry / leverage + entry * taker_fee))
+
+
+def size_position(side: Side, entry: Decimal, stop: Decimal, target: Decimal, equity: Decimal, capital: Decimal,
+                  available: Decimal, profile: RiskProfile, instrument: Instrument, taker_fee: Decimal) -> Sizing:
+    basis = (entry, equity, capital, available, profile, instrument, taker_fee)
+    caps = _caps(stop, *basis)[2]
     smallest, binding = caps[0], _CAPS[0]  # the smallest cap, the first of equal ones (per sizing: no min() and index())
     if caps[1] < smallest:
         smallest, binding = caps[1], _CAPS[1]
@@ -140,13 +217,12 @@ def size_position(side: Side, entry: Decimal, stop: Decimal, target: Decimal, eq
         smallest, binding = caps[3], _CAPS[3]
     qty = instrument.floor_qty(smallest)
     if qty < instrument.min_qty:
-        return Sizing(ZERO, stop, target, f"size {qty} (capped by {binding}) is below the minimum qty {instrument.min_qty}",
-                      risk_amount, distance, caps, binding)
+        return Sizing(ZERO, stop, target, binding, basis,
+                      f"size {qty} (capped by {binding}) is below the minimum qty {instrument.min_qty}")
     if qty * entry < instrument.min_notional:
-        return Sizing(ZERO, stop, target,
-                      f"notional {qty * entry:.2f} USDT (capped by {binding}) is below the minimum {instrument.min_notional} USDT",
-                      risk_amount, distance, caps, binding)
-    return Sizing(qty, stop, target, "", risk_amount, distance, caps, binding)
+        return Sizing(ZERO, stop, target, binding, basis,
+                      f"notional {qty * entry:.2f} USDT (capped by {binding}) is below the minimum {instrument.min_notional} USDT")
+    return Sizing(qty, stop, target, binding, basis)
 
 
 # -- stop management ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from tui_trader.config import RiskProfile
 from tui_trader.model import (
     BUY,
     SELL,
+    ZERO,
     BotState,
     Candle,
     Decision,
@@ -31,9 +32,14 @@ from tui_trader.model import (
     Position,
     Regime,
     Side,
-    ZERO,
 )
-from tui_trader.risk import Exposure, LossLimits, loss_breach, protective_levels, size_position, tightened_stop
+from tui_trader.risk import (
+    Exposure,
+    LossLimits,
+    entry_sizing,
+    loss_breach,
+    tightened_stop,
+)
 from tui_trader.strategy import MarketContext, NoSetup, Setup, Strategy
 
 
@@ -278,14 +284,12 @@ class BotCycle:
 
         # 6. size (a reversal frees the margin of the position it closes)
         entry = ctx.close if ctx.close is not None else bot.instrument.round_price(candle.close)
-        levels = protective_levels(found.side, entry, bot.risk, bot.instrument, found.atr, found.stop, found.target)
-        if isinstance(levels, str):
-            self._decider(out, ts)(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {levels}", gate="size")
-            return True
-        stop, target = levels
         available = ctx.equity if reversing else ctx.available
-        sizing = size_position(found.side, entry, stop, target, ctx.equity, bot.capital, available, bot.risk,
-                               bot.instrument, bot.taker_fee)
+        sizing = entry_sizing(found.side, entry, candle.close, found.atr, found.stop, found.target, ctx.equity, bot.capital,
+                              available, bot.risk, bot.instrument, bot.taker_fee)
+        if isinstance(sizing, str):
+            self._decider(out, ts)(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {sizing}", gate="size")
+            return True
         if sizing.blocked:
             self._decider(out, ts)(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {sizing.blocked}", gate="size", **sizing.details)
             return True
@@ -302,7 +306,7 @@ class BotCycle:
         # 8. execute: one order; a reversal's also closes the old position
         qty = sizing.qty + abs(ctx.position.qty) if reversing else sizing.qty
         request = OrderRequest(client_order_id(bot.bot_id, ctx.next_seq), bot.bot_id, bot.symbol, found.side, _MARKET, qty,
-                               _ENTRY, None, None, False, stop, target)
+                               _ENTRY, None, None, False, sizing.stop, sizing.target)
         out.intents.append(PlaceOrder(request, ctx.next_seq))
         if ctx.exposure is not None:
             ctx.exposure.add(bot.symbol, after - before, opens=not reversing)
