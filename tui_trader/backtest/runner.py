@@ -33,7 +33,7 @@ import numpy as np
 
 from tui_trader.backtest.btpy import BacktestingPyBroker, OutOfMoney
 from tui_trader.backtest.regimes import REGIMES, RegimeSeries, regime_series
-from tui_trader.backtest.results import Deferred, RunResult
+from tui_trader.backtest.results import RunResult
 from tui_trader.backtest.series import FIELDS, Bars, aggregate
 from tui_trader.backtest.session import DAY_MS, BotSession, FillSettings
 from tui_trader.engine.cycle import BotProfile, regime_decision
@@ -388,8 +388,7 @@ class Backtest(BotSession):
         """A regime change on bot candle j where the cycle is known to reach only its routine decision: the
         cycle's phase 2 decision, its details built when it is read."""
         cycle = self.cycle
-        self.decisions.append(Deferred(_REGIME_CHANGED, _regime_decision,
-                                       (self.bot_id, ts, cycle.regime, regime, self.regimes, j)))
+        self.decisions.append((_REGIME_CHANGED, _regime_decision, self.bot_id, ts, cycle.regime, regime, self.regimes, j))
         cycle.regime = regime
 
     def _record_books(self, k: int) -> None:

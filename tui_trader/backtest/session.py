@@ -90,7 +90,7 @@ class _DeferringResult(CycleResult):
     __slots__ = ()
 
     def setup_found(self, bot_id: int, ts: int, found: Setup, reversing: bool, indicators: dict[str, float]) -> None:
-        deferred = Deferred(_SETUP_FOUND, setup_found, (bot_id, ts, found, reversing, indicators))
+        deferred: Deferred = (_SETUP_FOUND, setup_found, bot_id, ts, found, reversing, indicators)
         self.decisions.append(deferred)  # type: ignore[arg-type]
 
 
@@ -132,7 +132,7 @@ class BotSession:
         self.fills: list[Fill] = []
         self.books = BookSeries()
         self._intents: list[Intent] = []
-        # The cycle appends straight to these (its result's decisions take Deferred ones too).
+        # The cycle appends straight to these (its result's decisions take deferred ones too).
         self._out = _DeferringResult(self.decisions, self._intents)  # type: ignore[arg-type]
         self.listener = _Listener()
         self.exchange: PaperExchange | BacktestingPyBroker
@@ -164,11 +164,11 @@ class BotSession:
                     decide(cooldown)
                 for trade in trades:
                     keep_trade(trade)
-                    decide(Deferred(_TRADE_EXITED, trade_exited, (bot_id, trade)))
+                    decide((_TRADE_EXITED, trade_exited, bot_id, trade))
                 if entered:
                     p = ledger.position  # what the decision reads of it, as it is now (a stop may move later)
-                    decide(Deferred(_TRADE_ENTERED, _entered, (bot_id, fill, p.qty, p.entry_price, p.stop_price,
-                                                               p.target_price, self.instrument, self._close)))
+                    decide((_TRADE_ENTERED, _entered, bot_id, fill, p.qty, p.entry_price, p.stop_price, p.target_price,
+                            self.instrument, self._close))
             self.fills += fills
             fills.clear()
         orders = self.orders
@@ -282,4 +282,4 @@ class BotSession:
             self._decide(order_rejected(self.bot_id, self.now_ts, request, ack.reason))
             return
         order.status, order.updated_ts = _NEW, self.now_ts
-        self.decisions.append(Deferred(_ORDER_PLACED, order_placed, (self.bot_id, self.now_ts, request)))
+        self.decisions.append((_ORDER_PLACED, order_placed, self.bot_id, self.now_ts, request))
