@@ -20,13 +20,18 @@ from backtesting.lib import crossover
 from tui_trader.backtest.series import Bars
 from tui_trader.config import RiskProfile
 from tui_trader.model import Instrument, Side
-from tui_trader.risk import entry_sizing
+from tui_trader.risk import Exact, Valuation, entry_sizing
 
 
 def frame(bars: Bars) -> pd.DataFrame:
     index = pd.to_datetime(bars.ts, unit="ms")
     return pd.DataFrame({"Open": bars.open, "High": bars.high, "Low": bars.low, "Close": bars.close,
                          "Volume": bars.volume}, index=index)
+
+
+def _exact(instrument: Instrument, close: float, equity: float) -> Exact:
+    exact = Decimal(repr(equity))
+    return instrument.round_price(close), exact, exact
 
 
 def mirror(risk: RiskProfile, instrument: Instrument, capital: Decimal, taker_fee: Decimal, fast: int = 10,
@@ -45,10 +50,11 @@ def mirror(risk: RiskProfile, instrument: Instrument, capital: Decimal, taker_fe
             if self.position and self.position.is_long == up:
                 return  # already on that side: the cycle holds
             side = Side.BUY if up else Side.SELL
-            close = float(self.data.Close[-1])
-            equity = Decimal(repr(float(self.equity)))
-            sizing = entry_sizing(side, instrument.round_price(close), close, float(self.atr[-1]), None, None, equity,
-                                  capital, equity, risk, instrument, taker_fee)
+            close, equity = float(self.data.Close[-1]), float(self.equity)
+            mark = instrument.round_price_f(close)  # as the backtest's session values its bot: exact when read
+            value = (Valuation(mark, equity, equity, (_exact, instrument, close, equity)) if mark is not None
+                     else Valuation.exactly(*_exact(instrument, close, equity)))
+            sizing = entry_sizing(side, value, True, float(self.atr[-1]), None, None, capital, risk, instrument, taker_fee)
             self.position.close()
             if isinstance(sizing, str) or sizing.blocked:
                 return

@@ -19,6 +19,7 @@ from tui_trader.backtest.series import Bars
 from tui_trader.engine.warmup import bot_profile, needed_base_bars
 from tui_trader.market.replay import load_csv
 from tui_trader.model import BotState, Candle, DecisionType
+from tui_trader.risk import Valuation
 from tui_trader.setup import instruments
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -88,6 +89,39 @@ async def test_backtest_makes_the_live_engines_decisions_and_trades(tmp_path: Pa
     assert fast.final_equity == full.final_equity
     if risk == "plain":
         assert fast.bars_processed < LIVE / 2  # it did skip
+
+
+class _Valued(Backtest):
+    """Keeps each valuation the cycle gets with the exact mark and equity the orchestrator would give it."""
+
+    def _valuation(self) -> Valuation:
+        value = super()._valuation()
+        mark = self.instrument.round_price(self._close)
+        self.valued.append((value, mark, self.ledger.equity(mark) if self.ledger.position.qty else self.ledger.wallet))
+        return value
+
+
+@pytest.mark.parametrize("risk", list(RISKS))
+def test_the_cycles_valuation_is_the_engines_when_read_however_late(btc_1m: list[Candle], risk: str) -> None:
+    """A backtest values its bot from the books' floats and computes the exact values only when read: they
+    are the mark and equity of their tick digit for digit even when read after the run, and the floats are
+    within a few ulps of them."""
+    config = make_config([spec()], slippage_bps="2", risk=RISKS[risk], portfolio=BIG)
+    bot = config.bots[0]
+    instrument = instruments(config, [SYMBOL])[SYMBOL]
+    fills = FillSettings("paper", config.exchange.taker_fee, config.exchange.maker_fee, config.exchange.slippage_bps)
+    run = _Valued(Bars.from_candles(btc_1m, SYMBOL, "1m"), bot_profile(config, bot, 1, instrument),
+                  registry().make(bot.strategy, bot.params, bot.timeframe.value), fills, start=HISTORY)
+    run.valued = []
+    result = run.run()
+    assert len(result.trades) > 10 and len(run.valued) > 100
+    if risk == "plain":  # (loss limits' risk pass values the bot exactly on most ticks)
+        assert sum(value._exact is None for value, _, _ in run.valued) > 100  # the cycle read no exact value of these
+    for value, mark, equity in run.valued:
+        assert value.exact() == (mark, equity, equity)
+        assert (str(value.mark), str(value.equity)) == (str(mark), str(equity))
+        assert value.mark_f == pytest.approx(float(mark), rel=1e-15)
+        assert value.equity_f == pytest.approx(float(equity), rel=1e-14) and value.available_f == value.equity_f
 
 
 def test_equity_curve_follows_the_books(btc_1m: list[Candle]) -> None:

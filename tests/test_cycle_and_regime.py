@@ -11,6 +11,7 @@ from tui_trader.config import RiskProfile
 from tui_trader.engine.cycle import BotCycle, BotProfile, CycleContext, PlaceOrder, describe_position
 from tui_trader.model import BotState, Candle, DecisionType, Instrument, OrderPurpose, Position, Regime, Side
 from tui_trader.regime import RegimeSettings, RegimeTracker
+from tui_trader.risk import Valuation
 from tui_trader.strategy import Confirmation, MarketContext, NoSetup, Setup, Strategy, StrategyParams
 
 BTC = Instrument("BTCUSDT", D("0.1"), D("0.001"), D("0.001"), D(5), D(100))
@@ -53,10 +54,11 @@ def candle(close: float, ts: int = 0) -> Candle:
     return Candle("BTCUSDT", "1m", ts, close, close + 10, close - 10, close, 5.0)
 
 
-def ctx(**kw: object) -> CycleContext:
+def ctx(close: float, equity: D = D(10000), **kw: object) -> CycleContext:
+    """The context of a candle closing at `close`, valued as the engine values a bot: at the close on the tick grid."""
     base = dict(now_ts=60_000, state=BotState.RUNNING, state_reason="", position=Position(1, "BTCUSDT"),
-                equity=D(10000), available=D(10000), regime=Regime.RANGE, regime_features=None,
-                has_open_entry=False, has_open_exit=False, next_seq=7)
+                value=Valuation.exactly(BTC.round_price(close), equity, equity), regime=Regime.RANGE,
+                regime_features=None, has_open_entry=False, has_open_exit=False, next_seq=7)
     base.update(kw)
     return CycleContext(**base)  # type: ignore[arg-type]
 
@@ -73,7 +75,7 @@ def test_entry_goes_through_every_phase() -> None:
     plan = Plan()
     cycle = BotCycle(PROFILE, plan)
     plan.next = setup(True, False)
-    result = cycle.on_candle(candle(60000.0), ctx())
+    result = cycle.on_candle(candle(60000.0), ctx(60000.0))
     assert kinds(result) == [DecisionType.REGIME_CHANGED, DecisionType.SETUP_FOUND]
     (intent,) = result.intents
     assert isinstance(intent, PlaceOrder) and intent.seq == 7
@@ -86,19 +88,19 @@ def test_entry_goes_through_every_phase() -> None:
 def test_why_not_is_always_said() -> None:
     plan = Plan()
     cycle = BotCycle(PROFILE, plan)
-    assert kinds(cycle.on_candle(candle(1.0), ctx(regime=Regime.UNKNOWN))) == [DecisionType.NO_SETUP]
+    assert kinds(cycle.on_candle(candle(1.0), ctx(1.0, regime=Regime.UNKNOWN))) == [DecisionType.NO_SETUP]
     plan.next = setup(False, False)
-    result = cycle.on_candle(candle(60000.0), ctx(regime=Regime.UNKNOWN))
+    result = cycle.on_candle(candle(60000.0), ctx(60000.0, regime=Regime.UNKNOWN))
     assert kinds(result)[-1] is DecisionType.SETUP_REJECTED and "failed: c0, c1" in result.decisions[-1].summary
     plan.next = setup(True)
     for state, gate in [(BotState.PAUSED, "bot_state"), (BotState.HALTED, "bot_state"), (BotState.FLATTENING, "bot_state")]:
-        result = cycle.on_candle(candle(60000.0), ctx(state=state, regime=Regime.UNKNOWN))
+        result = cycle.on_candle(candle(60000.0), ctx(60000.0, state=state, regime=Regime.UNKNOWN))
         assert result.intents == [] and result.decisions[-1].details["gate"] == gate
-    stale = cycle.on_candle(candle(60000.0, ts=0), ctx(now_ts=10 * 60_000, regime=Regime.UNKNOWN))
+    stale = cycle.on_candle(candle(60000.0, ts=0), ctx(60000.0, now_ts=10 * 60_000, regime=Regime.UNKNOWN))
     assert stale.decisions[-1].details["gate"] == "stale_data"
-    pending = cycle.on_candle(candle(60000.0), ctx(has_open_entry=True, regime=Regime.UNKNOWN))
+    pending = cycle.on_candle(candle(60000.0), ctx(60000.0, has_open_entry=True, regime=Regime.UNKNOWN))
     assert pending.decisions[-1].details["gate"] == "pending_entry"
-    tiny = cycle.on_candle(candle(60000.0), ctx(equity=D(1), regime=Regime.UNKNOWN))
+    tiny = cycle.on_candle(candle(60000.0), ctx(60000.0, equity=D(1), regime=Regime.UNKNOWN))
     assert tiny.decisions[-1].details["gate"] == "size" and "below the minimum" in tiny.decisions[-1].summary
 
 
@@ -107,16 +109,16 @@ def test_manage_holds_exits_and_respects_state() -> None:
     cycle = BotCycle(PROFILE, plan)
     long = Position(1, "BTCUSDT", D("0.5"), D(60000), D(59800), D(60400), 0)
     plan.next = setup(True)  # a setup while in a position is not scanned
-    assert kinds(cycle.on_candle(candle(60100.0), ctx(position=long, regime=Regime.UNKNOWN))) == [DecisionType.HOLD]
+    assert kinds(cycle.on_candle(candle(60100.0), ctx(60100.0, position=long, regime=Regime.UNKNOWN))) == [DecisionType.HOLD]
     plan.exit_reason = "cross"
     for state in (BotState.RUNNING, BotState.PAUSED):  # pause is reduce-only: exits still go out
-        result = cycle.on_candle(candle(60100.0), ctx(position=long, state=state, regime=Regime.UNKNOWN))
+        result = cycle.on_candle(candle(60100.0), ctx(60100.0, position=long, state=state, regime=Regime.UNKNOWN))
         assert kinds(result) == [DecisionType.EXIT_SIGNAL]
         (intent,) = result.intents
         assert intent.request.reduce_only and intent.request.side is Side.SELL and intent.request.qty == D("0.5")  # type: ignore[union-attr]
-    halted = cycle.on_candle(candle(60100.0), ctx(position=long, state=BotState.HALTED, regime=Regime.UNKNOWN))
+    halted = cycle.on_candle(candle(60100.0), ctx(60100.0, position=long, state=BotState.HALTED, regime=Regime.UNKNOWN))
     assert halted.intents == [] and kinds(halted) == [DecisionType.RISK_BLOCKED]
-    working = cycle.on_candle(candle(60100.0), ctx(position=long, has_open_exit=True, regime=Regime.UNKNOWN))
+    working = cycle.on_candle(candle(60100.0), ctx(60100.0, position=long, has_open_exit=True, regime=Regime.UNKNOWN))
     assert working.intents == [] and kinds(working) == [DecisionType.HOLD]
 
 
@@ -131,18 +133,18 @@ def test_hold_rows_follow_every_change_of_the_position() -> None:
     for i, change in enumerate(changes):
         change()
         close = 60100.0 + 10 * i
-        (hold,) = cycle.on_candle(candle(close), ctx(position=long, regime=Regime.UNKNOWN)).decisions
+        (hold,) = cycle.on_candle(candle(close), ctx(close, position=long, regime=Regime.UNKNOWN)).decisions
         assert hold.summary == f"holding {describe_position(long, D(repr(close)))}"
     assert hold.summary == "holding long 0.7 @ 60000.5, uPnL +111.65, stop 59900.0"
 
 
-def test_the_close_given_by_the_engine_is_the_one_the_cycle_rounds() -> None:
-    """The engine rounds a candle's close once for all its bots (ctx.close); alone, the cycle rounds it."""
+def test_the_cycle_marks_the_position_at_the_valuations_mark() -> None:
+    """The engine values a bot once per candle (the close on the tick grid, the equity at it); the cycle
+    reads that valuation, not the candle."""
     long = Position(1, "BTCUSDT", D("0.5"), D(60000), D(59800), D(60400), 0)
-    given = BotCycle(PROFILE, Plan()).on_candle(candle(60123.46), ctx(position=long, close=D("60123.5")))
-    alone = BotCycle(PROFILE, Plan()).on_candle(candle(60123.46), ctx(position=long))
-    assert [d.summary for d in given.decisions] == [d.summary for d in alone.decisions]
-    assert "uPnL +61.75" in alone.decisions[-1].summary
+    value = Valuation.exactly(D("60200.0"), D(10100), D(10100))
+    result = BotCycle(PROFILE, Plan()).on_candle(candle(60123.46), ctx(60123.46, position=long, value=value))
+    assert "uPnL +100.00" in result.decisions[-1].summary
 
 
 def series(returns: np.ndarray, start: float = 100.0) -> list[Candle]:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from tui_trader.config import RISK_PRESETS, RiskProfile
 from tui_trader.model import Instrument, Side
-from tui_trader.risk import protective_levels, size_position
+from tui_trader.risk import Valuation, protective_levels, size_position
 
 BTC = Instrument("BTCUSDT", D("0.1"), D("0.001"), D("0.001"), D(5), D(100))
 PROFILE = RiskProfile(risk_per_trade_pct=1, stop_atr_mult=2, take_profit_r=2, max_leverage=10, max_position_pct=1000)
@@ -27,16 +27,16 @@ def test_levels_refuse_a_stop_on_the_wrong_side() -> None:
 
 
 def test_risk_based_quantity() -> None:
-    s = size_position(Side.BUY, D(60000), D(59700), D(60600), D(10000), D(10000), D(10000), PROFILE, BTC, D("0.00055"))
+    s = size_position(Side.BUY, Valuation.exactly(D(60000), D(10000), D(10000)), False, D(59700), D(60600), D(10000), PROFILE, BTC, D("0.00055"))
     assert s.blocked == "" and s.details["binding_cap"] == "risk"
     assert s.qty == D("0.333")  # 100 USDT risk / 300 stop distance, floored to 0.001
 
 
 def test_caps_bind_and_minimums_block() -> None:
     tight = RiskProfile(risk_per_trade_pct=5, stop_atr_mult=2, take_profit_r=2, max_leverage=1, max_position_pct=50)
-    s = size_position(Side.BUY, D(60000), D(59990), D(60020), D(1000), D(1000), D(1000), tight, BTC, D(0))
+    s = size_position(Side.BUY, Valuation.exactly(D(60000), D(1000), D(1000)), False, D(59990), D(60020), D(1000), tight, BTC, D(0))
     assert s.details["binding_cap"] == "max_position" and s.qty == D("0.008")  # 500 USDT / 60000
-    s = size_position(Side.BUY, D(60000), D(50000), D(70000), D(100), D(100), D(100), PROFILE, BTC, D(0))
+    s = size_position(Side.BUY, Valuation.exactly(D(60000), D(100), D(100)), False, D(50000), D(70000), D(100), PROFILE, BTC, D(0))
     assert s.qty == 0 and "below the minimum qty" in s.blocked  # 1 USDT risk / 10000 distance
 
 
@@ -51,7 +51,7 @@ def test_caps_bind_and_minimums_block() -> None:
 def test_sizing_never_exceeds_a_cap_nor_goes_below_minimums(equity: D, available: D, entry: D, stop_frac: D,
                                                            profile: RiskProfile, side: Side) -> None:
     stop = entry - side.sign * entry * stop_frac
-    s = size_position(side, entry, stop, entry, equity, equity, available, profile, BTC, D("0.00055"))
+    s = size_position(side, Valuation.exactly(entry, equity, available), False, stop, entry, equity, profile, BTC, D("0.00055"))
     if s.blocked:
         assert s.qty == 0
         return

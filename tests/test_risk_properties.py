@@ -16,6 +16,7 @@ from tui_trader.risk import (
     Exposure,
     LossLimits,
     Sizing,
+    Valuation,
     _sized_in_steps,
     entry_sizing,
     exact_levels,
@@ -195,7 +196,7 @@ def test_sizing_on_the_qty_grid_or_blocked_by_the_named_cap(inst: Instrument, si
     caps = {"risk": equity * D(repr(profile.risk_per_trade_pct)) / 100 / abs(entry - stop),
             "max_position": equity * D(repr(profile.max_position_pct)) / 100 / entry,
             "leverage": equity * lev / entry, "margin": available / (entry / lev + entry * fee)}
-    s = size_position(side, entry, stop, entry, equity, equity, available, profile, inst, fee)
+    s = size_position(side, Valuation.exactly(entry, equity, available), False, stop, entry, equity, profile, inst, fee)
     binding = s.details["binding_cap"]
     assert caps[binding] == min(caps.values())
     floored = (caps[binding] // inst.qty_step) * inst.qty_step
@@ -237,8 +238,22 @@ def _sized_exactly(side: Side, entry: D, atr: float, equity: D, capital: D, avai
     levels = exact_levels(side, entry, profile, inst, atr, None, None)
     if isinstance(levels, str):
         return (levels,)
-    s = size_position(side, entry, levels[0], levels[1], equity, capital, available, profile, inst, fee)
+    s = size_position(side, Valuation.exactly(entry, equity, available), False, levels[0], levels[1], capital, profile, inst, fee)
     return str(s.qty), str(s.stop), str(s.target), s.binding, s.blocked, repr(s.details)
+
+
+def _these(*values: D) -> tuple[D, ...]:
+    return values
+
+
+def _valued(entry: D, equity: D, available: D, ulps: int = 0) -> Valuation:
+    """A valuation as a backtest makes one: its floats `ulps` off the exact values, which are read when needed."""
+    def off(x: D) -> float:
+        f = float(x)
+        for _ in range(abs(ulps)):
+            f = math.nextafter(f, math.inf if ulps > 0 else -math.inf)
+        return f
+    return Valuation(off(entry), off(equity), off(available), (_these, entry, equity, available))
 
 
 def _as_strings(s: Sizing | str) -> tuple[str, ...]:
@@ -249,17 +264,18 @@ def _as_strings(s: Sizing | str) -> tuple[str, ...]:
 @given(inst=INSTRUMENTS, side=SIDES, entry_ticks=st.integers(2, 2 * 10**7), atr_ticks=st.floats(0.5, 10**5),
        equity=st.decimals(D(1), D(10**9), places=8), capital=st.decimals(D(1), D(10**9), places=2),
        spare=st.one_of(st.none(), st.decimals(-1000, 10**9, places=2)), profile=PROFILES, fee=FEES,
-       tie=st.sampled_from(["", "position_leverage", "position_step"]))
+       tie=st.sampled_from(["", "position_leverage", "position_step"]), ulps=st.integers(-3, 3))
 @example(inst=Instrument("X", D("0.01"), D(1), D(1), D(0), D(100)), side=Side.BUY, entry_ticks=4312340, atr_ticks=6123.4567,
          equity=D("99876543.21"), capital=D(100_000_000), spare=None,
          profile=RiskProfile(risk_per_trade_pct=10, stop_atr_mult=2, take_profit_r=3, max_leverage=10, max_position_pct=0.5),
-         fee=D("0.0006"), tie="")
+         fee=D("0.0006"), tie="", ulps=1)
 def test_entry_sizing_in_steps_equals_the_exact_levels_and_sizing(
         inst: Instrument, side: Side, entry_ticks: int, atr_ticks: float, equity: D, capital: D, spare: D | None,
-        profile: RiskProfile, fee: D, tie: str) -> None:
+        profile: RiskProfile, fee: D, tie: str, ulps: int) -> None:
     """entry_sizing's float count gives the exact path's levels and sizing (quantity, levels, binding cap,
     blocked reason and details, digit for digit), or leaves it to the exact path; caps made equal or a
-    cap made a whole number of qty steps (where the float count must not guess) included."""
+    cap made a whole number of qty steps (where the float count must not guess) included, and a
+    valuation whose floats are a few ulps off the exact values (as a backtest's are)."""
     entry = entry_ticks * inst.tick_size
     lev = min(D(repr(profile.max_leverage)), inst.max_leverage)
     if tie == "position_leverage":  # the max-position cap equal to the leverage cap
@@ -269,9 +285,10 @@ def test_entry_sizing_in_steps_equals_the_exact_levels_and_sizing(
     available = equity if spare is None else spare
     atr = atr_ticks * float(inst.tick_size)
     reference = _sized_exactly(side, entry, atr, equity, capital, available, profile, inst, fee)
-    assert _as_strings(entry_sizing(side, entry, float(entry), atr, None, None, equity, capital, available, profile, inst,
-                                    fee)) == reference
-    fast = _sized_in_steps(side, entry, float(entry), atr, equity, capital, available, profile, inst, fee)
+    on_equity = spare is None
+    assert _as_strings(entry_sizing(side, _valued(entry, equity, available, ulps), on_equity, atr, None, None, capital,
+                                    profile, inst, fee)) == reference
+    fast = _sized_in_steps(side, _valued(entry, equity, available, ulps), on_equity, atr, capital, profile, inst, fee)
     if fast is not None:
         assert _as_strings(fast) == reference
 
@@ -286,7 +303,7 @@ def test_entry_sizing_counts_typical_entries_in_steps() -> None:
             for atr in (35.71234, 61.23456, 250.56789):  # an ATR is no round number
                 entry = entry_ticks * inst.tick_size
                 equity = D("10234.56789012")
-                fast = _sized_in_steps(Side.BUY, entry, float(entry), atr, equity, D(10_000), equity, profile, inst,
+                fast = _sized_in_steps(Side.BUY, _valued(entry, equity, equity), True, atr, D(10_000), profile, inst,
                                        D("0.00055"))
                 total += 1
                 if fast is not None:
@@ -294,3 +311,20 @@ def test_entry_sizing_counts_typical_entries_in_steps() -> None:
                     assert _as_strings(fast) == _sized_exactly(Side.BUY, entry, atr, equity, D(10_000), equity, profile,
                                                                inst, D("0.00055"))
     assert answered >= 0.9 * total, f"{answered} of {total}"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(tick=TICKS, ticks=st.integers(-10**12, 10**12), offset=st.one_of(st.floats(-0.5, 0.5), st.sampled_from(
+    [0.0, 0.5, -0.5, 0.5 - 1e-9, 0.5 + 1e-9, 0.4999999, 1e-12])))
+def test_round_price_f_is_the_exact_rounding_as_a_float(tick: D, ticks: int, offset: float) -> None:
+    """`round_price_f` is `round_price` to nearest as a float, within two ulps, or None where a price is a
+    hair from half a tick (the exact rounding decides which way)."""
+    inst = Instrument("X", tick, D("0.001"), D("0.001"), D(0), D(100))
+    price = (ticks + offset) * float(tick)
+    rounded = inst.round_price_f(price)
+    exact = inst.round_price(price)
+    q = D(repr(price)) / tick
+    if rounded is None:
+        assert abs(abs(q - q.to_integral_value()) - D("0.5")) < D("2e-6") + D("2e-15") * abs(q) or abs(q) >= 2 ** 50
+    else:
+        assert abs(rounded - float(exact)) <= 2 * math.ulp(float(exact))

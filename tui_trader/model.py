@@ -172,11 +172,22 @@ class Instrument:
     tick_f: float = field(init=False, repr=False, compare=False)
     qty_step_f: float = field(init=False, repr=False, compare=False)
     max_leverage_f: float = field(init=False, repr=False, compare=False)
+    min_notional_f: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tick_f", float(self.tick_size))
         object.__setattr__(self, "qty_step_f", float(self.qty_step))
         object.__setattr__(self, "max_leverage_f", float(self.max_leverage))
+        object.__setattr__(self, "min_notional_f", float(self.min_notional))
+
+    def round_price_f(self, price: float) -> float | None:
+        """`round_price(price)` (to nearest) as a float, within an ulp or two, or None where the exact
+        rounding could go either way (a price a hair from half a tick, or beyond 2**50 ticks)."""
+        q = price / self.tick_f  # within ~2.2e-16 * |q| of the exact quotient
+        if not abs(q) < 2 ** 50:  # (NaN too)
+            return None
+        n = round(q)
+        return None if abs(abs(q - n) - 0.5) < 1e-6 + 1e-15 * abs(q) else n * self.tick_f
 
     def round_price(self, price: Decimal | float, side: Side | None = None) -> Decimal:
         """Round to the tick grid: against us for a side (buy up, sell down), else to nearest."""

@@ -317,9 +317,9 @@ class Backtest(BotSession):
         decision counted where `hot` says the cycle can reach nothing else. A closure over the run's
         constants: they are bound once per run, not loaded from the instance on every bar."""
         ts_, open_, high_, low_, close_, volume_ = self._lists
-        symbol, timeframe, base_ms, start = self.symbol, self.bars.timeframe, self._base_ms, self.start
+        symbol, timeframe, base_ms = self.symbol, self.bars.timeframe, self._base_ms
         match, process_candle = self._match, self.exchange.process_candle
-        listener, book, record_books, mark = self.listener, self._book, self._record_books, self._mark
+        listener, book, record_books = self.listener, self._book, self._record_books
         risk_pass = self._risk_pass if self.watch_limits else None
         other_at, series, cycle, run_cycle = self.other_at, self.series, self.cycle, self._run_cycle
         bot_index_at, bot_candle = self._bot_index_at, None if self.same_timeframe else self.bot_bars.candle
@@ -341,10 +341,9 @@ class Backtest(BotSession):
             self.mark = self.equity = None  # the close on the tick grid and the equity at it, when needed
             if close_ts > self.now_ts:
                 self.now_ts = close_ts
-            booked = book() if listener.fills or listener.updates else False
+            if (listener.fills or listener.updates) and book():
+                record_books(k)  # now: the risk pass and the cycle's valuation read the books' floats
             if risk_pass is not None:
-                if booked:
-                    record_books(k)  # the risk pass bounds equity from the books as they are now
                 risk_pass()
             if other_at:
                 for tf, i in other_at.get(k, ()):
@@ -366,9 +365,8 @@ class Backtest(BotSession):
                     if bot_candle is None:  # the bot's candle is this bar
                         if candle is None:
                             candle = Candle(symbol, timeframe, ts, open_[k], high_[k], low_[k], close, volume_[k])
-                        close_d: Decimal | None = mark()
                     else:
-                        candle, close_d = bot_candle(j), None
+                        candle = bot_candle(j)
                     if tracker is not None:
                         tracker.update(candle)
                         regime, features, atr = tracker.regime, tracker.features_dict, tracker.atr
@@ -377,10 +375,8 @@ class Backtest(BotSession):
                         # The features only go into a REGIME_CHANGED decision's details: built when one is due.
                         features = (regimes.features(j)  # type: ignore[union-attr]
                                     if regime is not cycle.regime else None)
-                    if run_cycle(candle, regime, features, atr, close_d):
-                        booked = True
-            if booked or k == start:
-                record_books(k)
+                    if run_cycle(candle, regime, features, atr):
+                        record_books(k)
 
         return tick
 

@@ -49,7 +49,7 @@ from tui_trader.model import (
     Regime,
     Trade,
 )
-from tui_trader.risk import loss_breach
+from tui_trader.risk import Exact, Valuation, loss_breach
 from tui_trader.strategy import Setup, Strategy
 
 DAY_MS = 86_400_000
@@ -82,6 +82,16 @@ def _entered(bot_id: int, fill: Fill, qty: Decimal, entry: Decimal, stop: Decima
     fill's price before any tick), for the position as it was at the fill (what its text reads of it)."""
     position = Position(bot_id, fill.symbol, qty, entry, stop, target)
     return trade_entered(bot_id, fill, position, instrument.round_price(close) if close == close else fill.price)
+
+
+def _exact_valuation(instrument: Instrument, close: float, capital: Decimal, realized: Decimal, fees: Decimal, qty: Decimal,
+                     entry: Decimal) -> Exact:
+    """The exact valuation at a close from the books at the time: the mark, and the equity at it as
+    `_equity` computes it (the wallet, plus the position's unrealized P&L as `BotLedger.equity` adds it)."""
+    mark = instrument.round_price(close)
+    wallet = capital + realized - fees
+    equity = wallet + (mark - entry) * qty if qty else wallet
+    return mark, equity, equity
 
 
 class _DeferringResult(CycleResult):
@@ -198,6 +208,23 @@ class BotSession:
             self.equity = ledger.equity(self._mark()) if ledger.position.qty else ledger.wallet
         return self.equity
 
+    def _valuation(self) -> Valuation:
+        """The bot's valuation at this tick's close, for the cycle: its floats from the books' (recorded after
+        every booking), its exact values computed when read from the books as they are now. Exact at once
+        where the risk pass valued the bot already, or the close is a hair from half a tick."""
+        equity = self.equity
+        mark_f = self.instrument.round_price_f(self._close) if equity is None else None
+        if mark_f is None:
+            equity = self._equity()
+            return Valuation.exactly(self._mark(), equity, equity)
+        books = self.books
+        qty = books.qty[-1]
+        equity_f = books.wallet[-1] + qty * (mark_f - books.entry[-1]) if qty else books.wallet[-1]
+        ledger = self.ledger
+        position = ledger.position
+        return Valuation(mark_f, equity_f, equity_f, (_exact_valuation, self.instrument, self._close, ledger.capital,
+                                                      ledger.realized_pnl, ledger.fees, position.qty, position.entry_price))
+
     def _risk_pass(self) -> None:
         """The orchestrator's risk pass for a bot with loss limits (`watch_limits`)."""
         now = self.now_ts
@@ -235,22 +262,17 @@ class BotSession:
                 gate, reason = breach
                 self._set_state(BotState.PAUSED, "pause", f"risk:{gate}", f"{gate}: {reason}")
 
-    def _run_cycle(self, candle: Candle, regime: Regime, features: dict[str, float] | None, atr: float,
-                   close: Decimal | None) -> bool:
-        """The bot's cycle on a candle of its timeframe, with the regime tracker's view of it (`close`:
-        the candle's close on the tick grid, when known), and its intents carried out: each is recorded
-        and sent in turn, as the orchestrator persists and sends them (a backtest persists nothing).
-        True when the exchange reported fills or order updates."""
+    def _run_cycle(self, candle: Candle, regime: Regime, features: dict[str, float] | None, atr: float) -> bool:
+        """The bot's cycle on a candle of its timeframe, with the regime tracker's view of it, and its
+        intents carried out: each is recorded and sent in turn, as the orchestrator persists and sends them
+        (a backtest persists nothing). True when the exchange reported fills or order updates."""
         ledger = self.ledger
         orders = self.orders
-        equity = self.equity
-        if equity is None:
-            equity = self._equity()
         ctx = CycleContext(
-            self.now_ts, self.state, self.state_reason, ledger.position, equity, equity, regime, features,
+            self.now_ts, self.state, self.state_reason, ledger.position, self._valuation(), regime, features,
             bool(orders) and any(o.request.purpose is _ENTRY for o in orders.values()),
             bool(orders) and any(o.request.purpose is _EXIT or o.request.purpose is _FLATTEN for o in orders.values()),
-            self.next_seq, ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, None, atr, close)
+            self.next_seq, ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, None, atr)
         self.cycle.run(candle, ctx, self._out)
         intents = self._intents
         if not intents:

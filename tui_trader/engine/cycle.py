@@ -36,6 +36,7 @@ from tui_trader.model import (
 from tui_trader.risk import (
     Exposure,
     LossLimits,
+    Valuation,
     entry_sizing,
     loss_breach,
     tightened_stop,
@@ -61,11 +62,13 @@ class BotProfile:
     leverage: Decimal = field(init=False)
     limits: LossLimits = field(init=False)
     position_cap: Decimal = field(init=False)  # max position notional in USDT
+    position_cap_f: float = field(init=False)
 
     def __post_init__(self) -> None:  # derived once: the cycle reads them every candle
         object.__setattr__(self, "leverage", min(Decimal(repr(self.risk.max_leverage)), self.instrument.max_leverage))
         object.__setattr__(self, "limits", LossLimits.of(self.risk))
         object.__setattr__(self, "position_cap", self.capital * Decimal(repr(self.risk.max_position_pct)) / 100)
+        object.__setattr__(self, "position_cap_f", float(self.position_cap))
 
 
 @dataclass(slots=True)  # not frozen: built per bot per candle, and frozen init costs ~2x
@@ -76,8 +79,8 @@ class CycleContext:
     state: BotState  # effective state: the bot's, overridden by a stricter portfolio state
     state_reason: str
     position: Position
-    equity: Decimal
-    available: Decimal  # margin the bot's account can still commit (read only when flat: a reversal sizes on equity)
+    value: Valuation  # the close on the tick grid, the bot's equity at it and the margin it can still commit (read
+    # only when flat: a reversal sizes on equity)
     regime: Regime
     regime_features: dict[str, float] | None
     has_open_entry: bool
@@ -88,7 +91,6 @@ class CycleContext:
     cooldown_until: int = 0  # no entries before this market time
     exposure: Exposure | None = None  # the portfolio's; the cycle adds the entry it places
     atr: float = math.nan  # of the bot's timeframe (the regime tracker's NATR times the close)
-    close: Decimal | None = None  # the candle's close on the instrument's tick grid (rounded here when None)
 
 
 @dataclass(slots=True)  # one per order: not frozen for speed; treated as read-only
@@ -283,10 +285,9 @@ class BotCycle:
             return True
 
         # 6. size (a reversal frees the margin of the position it closes)
-        entry = ctx.close if ctx.close is not None else bot.instrument.round_price(candle.close)
-        available = ctx.equity if reversing else ctx.available
-        sizing = entry_sizing(found.side, entry, candle.close, found.atr, found.stop, found.target, ctx.equity, bot.capital,
-                              available, bot.risk, bot.instrument, bot.taker_fee)
+        value = ctx.value
+        sizing = entry_sizing(found.side, value, reversing, found.atr, found.stop, found.target, bot.capital, bot.risk,
+                              bot.instrument, bot.taker_fee)
         if isinstance(sizing, str):
             self._decider(out, ts)(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {sizing}", gate="size")
             return True
@@ -294,10 +295,15 @@ class BotCycle:
             self._decider(out, ts)(Phase.SIZE, DecisionType.RISK_BLOCKED, f"size: {sizing.blocked}", gate="size", **sizing.details)
             return True
 
-        # 7. guard
-        before = ctx.position.qty * entry if reversing else ZERO
-        after = (sizing.qty if found.side is BUY else -sizing.qty) * entry
-        blocked = self._guard(ts, ctx, before, after, reversing)
+        # 7. guard: the notionals before and after the entry, exactly, where the portfolio's exposure counts
+        # them or the bot's cap is within a hair (else the float says it is well inside)
+        exposure = ctx.exposure
+        notionals = None
+        if exposure is not None or sizing.qty_f * value.mark_f >= bot.position_cap_f * (1 - 1e-9):
+            entry = value.mark
+            notionals = (ctx.position.qty * entry if reversing else ZERO,
+                         (sizing.qty if found.side is BUY else -sizing.qty) * entry)
+        blocked = self._guard(ts, ctx, notionals, reversing)
         if blocked:
             gate, reason = blocked
             self._decider(out, ts)(Phase.GUARD, DecisionType.RISK_BLOCKED, f"{gate}: {reason}", gate=gate, qty=str(sizing.qty))
@@ -308,8 +314,8 @@ class BotCycle:
         request = OrderRequest(client_order_id(bot.bot_id, ctx.next_seq), bot.bot_id, bot.symbol, found.side, _MARKET, qty,
                                _ENTRY, None, None, False, sizing.stop, sizing.target)
         out.intents.append(PlaceOrder(request, ctx.next_seq))
-        if ctx.exposure is not None:
-            ctx.exposure.add(bot.symbol, after - before, opens=not reversing)
+        if exposure is not None and notionals is not None:
+            exposure.add(bot.symbol, notionals[1] - notionals[0], opens=not reversing)
         return False
 
     def _log_events(self, out: CycleResult, ts: int) -> None:
@@ -321,7 +327,7 @@ class BotCycle:
 
     def _manage(self, candle: Candle, ctx: CycleContext, market: MarketContext, out: CycleResult, ts: int) -> None:
         position, bot = ctx.position, self.bot
-        mark = ctx.close if ctx.close is not None else bot.instrument.round_price(candle.close)
+        mark = ctx.value.mark
         if ctx.state is _FLATTENING:
             out.decisions.append(Decision(bot.bot_id, ts, _MANAGE, _HOLD, f"flattening: {describe_position(position, mark)}", {}))
             return
@@ -373,16 +379,17 @@ class BotCycle:
             decide(Phase.MANAGE, DecisionType.EXIT_SIGNAL, f"exit: {reason}", **self.strategy.indicators())
             out.intents.append(close_position(self.bot, ctx.position, ctx.next_seq, OrderPurpose.EXIT))
 
-    def _guard(self, close_ts: int, ctx: CycleContext, before: Decimal, after: Decimal,
+    def _guard(self, close_ts: int, ctx: CycleContext, notionals: tuple[Decimal, Decimal] | None,
                reversing: bool) -> tuple[str, str] | None:
-        """The first gate that blocks a new entry: (gate, reason with its numbers). `before` and
-        `after` are the bot's signed notional without and with the entry."""
+        """The first gate that blocks a new entry: (gate, reason with its numbers). `notionals`: the bot's
+        signed notional without and with the entry, or None when it is well inside the bot's cap and no
+        portfolio exposure is kept."""
         bot, exposure = self.bot, ctx.exposure
         if exposure is not None and exposure.stop_reason:
             return "portfolio_stop", exposure.stop_reason
         limits = bot.limits
         if limits.daily_loss is not None or limits.drawdown is not None:
-            breach = loss_breach(ctx.equity, ctx.day_start_equity, ctx.high_water, limits)
+            breach = loss_breach(ctx.value.equity, ctx.day_start_equity, ctx.high_water, limits)
             if breach is not None:
                 return breach
         if not ctx.state.allows_entries:
@@ -397,6 +404,9 @@ class BotCycle:
             return "stale_data", f"candle closed {age // 1000}s before the market clock (limit {bot.stale_after_ms // 1000}s)"
         if ctx.has_open_entry:
             return "pending_entry", "an entry order is already working"
+        if notionals is None:
+            return None
+        before, after = notionals
         if abs(after) > bot.position_cap:
             return "bot_exposure", (f"position notional {abs(after):.2f} USDT above the bot's cap {bot.position_cap:.2f}"
                                     f" ({bot.risk.max_position_pct:g}% of capital {bot.capital})")

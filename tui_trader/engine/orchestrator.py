@@ -53,7 +53,7 @@ from tui_trader.model import (
     Phase,
 )
 from tui_trader.regime import RegimeTracker
-from tui_trader.risk import Exposure
+from tui_trader.risk import Exposure, Valuation
 from tui_trader.store import Batch, Store
 from tui_trader.strategy import StrategyRegistry
 
@@ -234,10 +234,10 @@ class Engine(EngineHistory, RiskControl):
                 # positional: this runs per bot per candle (field order of CycleContext)
                 ctx = CycleContext(
                     now, state, bot.state_reason if state is bot.state else self.global_reason, ledger.position,
-                    equity, equity, regime or cycle.regime, features,
+                    Valuation.exactly(close, equity, equity), regime or cycle.regime, features,
                     bool(working) and bot.has_open(OrderPurpose.ENTRY),
                     bool(working) and bot.has_open(OrderPurpose.EXIT, OrderPurpose.FLATTEN), bot.next_seq,
-                    ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, exposure, atr, close,
+                    ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, exposure, atr,
                 )
                 before = len(decisions)
                 try:
