@@ -120,8 +120,9 @@ def test_the_cycles_valuation_is_the_engines_when_read_however_late(btc_1m: list
     for value, mark, equity in run.valued:
         assert value.exact() == (mark, equity, equity)
         assert (str(value.mark), str(value.equity)) == (str(mark), str(equity))
-        assert value.mark_f == pytest.approx(float(mark), rel=1e-15)
-        assert value.equity_f == pytest.approx(float(equity), rel=1e-14) and value.available_f == value.equity_f
+        mark_f, equity_f, available_f = value.floats()
+        assert mark_f == pytest.approx(float(mark), rel=1e-15)
+        assert equity_f == pytest.approx(float(equity), rel=1e-14) and available_f == equity_f
 
 
 def test_equity_curve_follows_the_books(btc_1m: list[Candle]) -> None:

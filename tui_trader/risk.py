@@ -37,28 +37,38 @@ Exact = tuple[Decimal, Decimal, Decimal]  # a valuation's (mark, equity, availab
 class Valuation:
     """What a bot's entry is sized against at a candle: the close on the tick grid (the mark), the bot's
     equity at it and the margin it can still commit. As floats (within a few ulps of the exact values)
-    for the float counts of sizing and the guard; exactly, computed when first read: by the exact path
-    of sizing, a blocked entry's numbers, a cap the floats leave too close to call. The live engine has
-    the exact values at hand; a backtest computes them from its books only when one is read (most of
-    its entries read none: rounding the close and valuing the position exactly took 5 % of a run)."""
+    for the float counts of sizing and the guard; exactly, as Decimals, for the exact path of sizing, a
+    blocked entry's numbers, a cap the floats leave too close to call. Each form is computed when first
+    read: the live engine has the exact values at hand (and most candles size no entry), a backtest has
+    the floats from its books and computes the exact values from a snapshot of them only when one is
+    read (rounding the close and valuing the position exactly on every signal took 5 % of a run)."""
 
-    __slots__ = ("_exact", "_source", "available_f", "equity_f", "mark_f")
+    __slots__ = ("_exact", "_floats", "_source")
 
     def __init__(self, mark_f: float, equity_f: float, available_f: float, source: tuple[Any, ...]) -> None:
         """`source`: a function returning the exact (mark, equity, available), then its arguments (values
         that do not change: it may be called long after)."""
-        self.mark_f, self.equity_f, self.available_f = mark_f, equity_f, available_f
-        self._source = source
+        self._floats: tuple[float, float, float] | None = (mark_f, equity_f, available_f)
         self._exact: Exact | None = None
+        self._source = source
 
     @classmethod
     def exactly(cls, mark: Decimal, equity: Decimal, available: Decimal) -> Valuation:
-        equity_f = float(equity)
-        value = cls(float(mark), equity_f, equity_f if available is equity else float(available), ())
-        value._exact = (mark, equity, available)
+        value = cls.__new__(cls)
+        value._floats, value._exact, value._source = None, (mark, equity, available), ()
         return value
 
+    def floats(self) -> tuple[float, float, float]:
+        """(mark, equity, available) as floats."""
+        floats = self._floats
+        if floats is None:
+            mark, equity, available = self.exact()
+            equity_f = float(equity)
+            floats = self._floats = (float(mark), equity_f, equity_f if available is equity else float(available))
+        return floats
+
     def exact(self) -> Exact:
+        """(mark, equity, available) exactly."""
         exact = self._exact
         if exact is None:
             source = self._source
@@ -177,13 +187,14 @@ def _sized_in_steps(side: Side, value: Valuation, on_equity: bool, atr: float, c
     """`entry_sizing`'s float count, or None where the exact path must decide."""
     long = side is BUY
     tick_f = instrument.tick_f
-    ticks = _atr_ticks(long, value.mark_f, tick_f, profile, atr)
+    mark_f, equity_f, available_f = value.floats()
+    ticks = _atr_ticks(long, mark_f, tick_f, profile, atr)
     if ticks is None:
         return None
     m, n, t = ticks
     e = m * tick_f
-    equity_f = value.equity_f
-    available_f = equity_f if on_equity else value.available_f
+    if on_equity:
+        available_f = equity_f
     leverage = profile.max_leverage
     if instrument.max_leverage_f < leverage:
         leverage = instrument.max_leverage_f

@@ -299,7 +299,7 @@ class BotCycle:
         # them or the bot's cap is within a hair (else the float says it is well inside)
         exposure = ctx.exposure
         notionals = None
-        if exposure is not None or sizing.qty_f * value.mark_f >= bot.position_cap_f * (1 - 1e-9):
+        if exposure is not None or sizing.qty_f * value.floats()[0] >= bot.position_cap_f * (1 - 1e-9):
             entry = value.mark
             notionals = (ctx.position.qty * entry if reversing else ZERO,
                          (sizing.qty if found.side is BUY else -sizing.qty) * entry)
