@@ -52,7 +52,7 @@ def mirror(risk: RiskProfile, instrument: Instrument, capital: Decimal, taker_fe
             side = Side.BUY if up else Side.SELL
             close, equity = float(self.data.Close[-1]), float(self.equity)
             mark = instrument.round_price_f(close)  # as the backtest's session values its bot: exact when read
-            value = (Valuation(mark, equity, equity, (_exact, instrument, close, equity)) if mark is not None
+            value = (Valuation((mark, equity, equity), None, (_exact, instrument, close, equity)) if mark is not None
                      else Valuation.exactly(*_exact(instrument, close, equity)))
             sizing = entry_sizing(side, value, True, float(self.atr[-1]), None, None, capital, risk, instrument, taker_fee)
             self.position.close()

@@ -94,8 +94,8 @@ async def test_backtest_makes_the_live_engines_decisions_and_trades(tmp_path: Pa
 class _Valued(Backtest):
     """Keeps each valuation the cycle gets with the exact mark and equity the orchestrator would give it."""
 
-    def _valuation(self) -> Valuation:
-        value = super()._valuation()
+    def _valuation(self, exact: bool) -> Valuation:
+        value = super()._valuation(exact)
         mark = self.instrument.round_price(self._close)
         self.valued.append((value, mark, self.ledger.equity(mark) if self.ledger.position.qty else self.ledger.wallet))
         return value

@@ -253,7 +253,7 @@ def _valued(entry: D, equity: D, available: D, ulps: int = 0) -> Valuation:
         for _ in range(abs(ulps)):
             f = math.nextafter(f, math.inf if ulps > 0 else -math.inf)
         return f
-    return Valuation(off(entry), off(equity), off(available), (_these, entry, equity, available))
+    return Valuation((off(entry), off(equity), off(available)), None, (_these, entry, equity, available))
 
 
 def _as_strings(s: Sizing | str) -> tuple[str, ...]:

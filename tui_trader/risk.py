@@ -45,18 +45,14 @@ class Valuation:
 
     __slots__ = ("_exact", "_floats", "_source")
 
-    def __init__(self, mark_f: float, equity_f: float, available_f: float, source: tuple[Any, ...]) -> None:
-        """`source`: a function returning the exact (mark, equity, available), then its arguments (values
-        that do not change: it may be called long after)."""
-        self._floats: tuple[float, float, float] | None = (mark_f, equity_f, available_f)
-        self._exact: Exact | None = None
-        self._source = source
+    def __init__(self, floats: tuple[float, float, float] | None, exact: Exact | None, source: tuple[Any, ...] = ()) -> None:
+        """Either form, or both; `source` computes the exact one: a function returning (mark, equity,
+        available), then its arguments (values that do not change: it may be called long after)."""
+        self._floats, self._exact, self._source = floats, exact, source
 
     @classmethod
     def exactly(cls, mark: Decimal, equity: Decimal, available: Decimal) -> Valuation:
-        value = cls.__new__(cls)
-        value._floats, value._exact, value._source = None, (mark, equity, available), ()
-        return value
+        return cls(None, (mark, equity, available))
 
     def floats(self) -> tuple[float, float, float]:
         """(mark, equity, available) as floats."""
@@ -77,7 +73,8 @@ class Valuation:
 
     @property
     def mark(self) -> Decimal:
-        return self.exact()[0]
+        exact = self._exact  # (read here first: the cycle reads the mark of every position it holds)
+        return (exact if exact is not None else self.exact())[0]
 
     @property
     def equity(self) -> Decimal:

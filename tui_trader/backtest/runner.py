@@ -375,7 +375,7 @@ class Backtest(BotSession):
                         # The features only go into a REGIME_CHANGED decision's details: built when one is due.
                         features = (regimes.features(j)  # type: ignore[union-attr]
                                     if regime is not cycle.regime else None)
-                    if run_cycle(candle, regime, features, atr):
+                    if run_cycle(candle, regime, features, atr, hot is not None and bool(hot[j])):
                         record_books(k)
 
         return tick

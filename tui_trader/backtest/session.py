@@ -208,22 +208,24 @@ class BotSession:
             self.equity = ledger.equity(self._mark()) if ledger.position.qty else ledger.wallet
         return self.equity
 
-    def _valuation(self) -> Valuation:
+    def _valuation(self, exact: bool) -> Valuation:
         """The bot's valuation at this tick's close, for the cycle: its floats from the books' (recorded after
         every booking), its exact values computed when read from the books as they are now. Exact at once
-        where the risk pass valued the bot already, or the close is a hair from half a tick."""
-        equity = self.equity
-        mark_f = self.instrument.round_price_f(self._close) if equity is None else None
-        if mark_f is None:
-            equity = self._equity()
-            return Valuation.exactly(self._mark(), equity, equity)
-        books = self.books
-        qty = books.qty[-1]
-        equity_f = books.wallet[-1] + qty * (mark_f - books.entry[-1]) if qty else books.wallet[-1]
-        ledger = self.ledger
-        position = ledger.position
-        return Valuation(mark_f, equity_f, equity_f, (_exact_valuation, self.instrument, self._close, ledger.capital,
-                                                      ledger.realized_pnl, ledger.fees, position.qty, position.entry_price))
+        where the caller says the cycle reads it (`exact`), the risk pass valued the bot already, or the
+        close is a hair from half a tick."""
+        if not exact and self.equity is None:
+            mark_f = self.instrument.round_price_f(self._close)
+            if mark_f is not None:
+                books = self.books
+                qty = books.qty[-1]
+                equity_f = books.wallet[-1] + qty * (mark_f - books.entry[-1]) if qty else books.wallet[-1]
+                ledger = self.ledger
+                position = ledger.position
+                return Valuation((mark_f, equity_f, equity_f), None, (
+                    _exact_valuation, self.instrument, self._close, ledger.capital, ledger.realized_pnl, ledger.fees,
+                    position.qty, position.entry_price))
+        equity = self._equity()
+        return Valuation(None, (self._mark(), equity, equity))
 
     def _risk_pass(self) -> None:
         """The orchestrator's risk pass for a bot with loss limits (`watch_limits`)."""
@@ -262,14 +264,18 @@ class BotSession:
                 gate, reason = breach
                 self._set_state(BotState.PAUSED, "pause", f"risk:{gate}", f"{gate}: {reason}")
 
-    def _run_cycle(self, candle: Candle, regime: Regime, features: dict[str, float] | None, atr: float) -> bool:
+    def _run_cycle(self, candle: Candle, regime: Regime, features: dict[str, float] | None, atr: float,
+                   signal: bool) -> bool:
         """The bot's cycle on a candle of its timeframe, with the regime tracker's view of it, and its
         intents carried out: each is recorded and sent in turn, as the orchestrator persists and sends them
-        (a backtest persists nothing). True when the exchange reported fills or order updates."""
+        (a backtest persists nothing). True when the exchange reported fills or order updates. `signal`:
+        the strategy may signal on the candle; where it cannot and a position is open, the cycle marks the
+        position (its HOLD row, its stop rules), so the valuation is made exact at once."""
         ledger = self.ledger
         orders = self.orders
+        value = self._valuation(not signal and bool(ledger.position.qty))
         ctx = CycleContext(
-            self.now_ts, self.state, self.state_reason, ledger.position, self._valuation(), regime, features,
+            self.now_ts, self.state, self.state_reason, ledger.position, value, regime, features,
             bool(orders) and any(o.request.purpose is _ENTRY for o in orders.values()),
             bool(orders) and any(o.request.purpose is _EXIT or o.request.purpose is _FLATTEN for o in orders.values()),
             self.next_seq, ledger.day_start_equity, ledger.high_water, ledger.cooldown_until, None, atr)
